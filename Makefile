@@ -1,0 +1,34 @@
+# The two commands that matter: `make train` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# Pinned for this setup: these wheels lie on the build machine's disk, so install never downloads several GB.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install train test test-slow benchmark quality clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PINS) -e '.[dev]'
+	touch $@
+
+train: install
+	$(VENV)/bin/gantrain $(ARGS)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+benchmark: install
+	$(PY) scripts/benchmark.py $(ARGS)
+
+quality: install
+	$(PY) scripts/quality_digits.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs outputs .pytest_cache

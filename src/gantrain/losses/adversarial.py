@@ -1,0 +1,64 @@
+"""Adversarial losses on raw logits/scores: `bce` (non-saturating), `lsgan`, `hinge`, `wgan`, `wgan-gp`.
+
+Each loss answers two questions: how D is scored on a batch it should call real (or fake), and how G is scored
+on its fakes. Families with extra terms (mismatching captions, cycles) combine these calls.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from gantrain.errors import GantrainError
+
+LOSSES = ("bce", "lsgan", "hinge", "wgan", "wgan-gp")
+
+
+class AdversarialLoss:
+    def __init__(self, kind: str) -> None:
+        if kind not in LOSSES:
+            raise GantrainError(f"unknown model.loss {kind!r}; choose one of: {', '.join(LOSSES)}")
+        self.kind = kind
+
+    @property
+    def is_wasserstein(self) -> bool:
+        return self.kind in ("wgan", "wgan-gp")
+
+    def discriminator(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        """D's loss on a batch it should classify as real (real=True) or fake."""
+        logits = logits.float()
+        if self.kind == "bce":
+            target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+            return F.binary_cross_entropy_with_logits(logits, target)
+        if self.kind == "lsgan":
+            return (logits - 1).pow(2).mean() if real else logits.pow(2).mean()
+        if self.kind == "hinge":
+            return F.relu(1 - logits).mean() if real else F.relu(1 + logits).mean()
+        return -logits.mean() if real else logits.mean()
+
+    def generator(self, logits: torch.Tensor) -> torch.Tensor:
+        """G's loss on D's output for its fakes (non-saturating for bce)."""
+        logits = logits.float()
+        if self.kind == "bce":
+            return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        if self.kind == "lsgan":
+            return (logits - 1).pow(2).mean()
+        return -logits.mean()
+
+    def d_pair(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.discriminator(real_logits, True), self.discriminator(fake_logits, False)
+
+
+def make_loss(kind: str) -> AdversarialLoss:
+    return AdversarialLoss(kind)
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP: E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates of real and fake."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    (grads,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
+    return (grads.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

@@ -1,0 +1,1 @@
+"""Sample-quality metrics, registered by name and computed with their protocol recorded."""

@@ -1,0 +1,127 @@
+"""A dataset's own classifier, trained on its real training split and cached: features and labels for
+datasets where Inception features say little (the digits, small grey images)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gantrain.data.base import InMemoryImages
+from gantrain.errors import GantrainError
+from gantrain.trainer.checkpoint import save_atomic
+
+log = logging.getLogger(__name__)
+
+CLASSIFIER_VERSION = 1
+TRAIN_EPOCHS = 30
+TRAIN_SEED = 0
+
+
+class SmallClassifier(nn.Module):
+    """Three conv blocks -> global average pool (128-d features) -> linear class logits."""
+
+    def __init__(self, channels: int, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(4 * w, num_classes)
+        self.feature_dim = 4 * w
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.trunk(x)
+        return feats, self.head(feats)
+
+
+def cache_dir(configured: str | None) -> Path:
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gantrain" / "classifiers"
+
+
+def protocol_key(dataset: str, image_size: int, channels: int, num_classes: int, n_train: int) -> dict[str, Any]:
+    return {
+        "dataset": dataset, "image_size": image_size, "channels": channels, "num_classes": num_classes,
+        "n_train": n_train, "epochs": TRAIN_EPOCHS, "seed": TRAIN_SEED, "version": CLASSIFIER_VERSION,
+    }
+
+
+def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random translation by up to 1/8 of the size: cheap augmentation that keeps digits digits."""
+    pad = max(x.shape[-1] // 8, 1)
+    padded = F.pad(x, (pad,) * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
+    return padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
+
+
+def train_classifier(train: InMemoryImages, channels: int, num_classes: int, device: torch.device) -> SmallClassifier:
+    torch_state = torch.get_rng_state()
+    try:
+        torch.manual_seed(TRAIN_SEED)
+        gen = torch.Generator().manual_seed(TRAIN_SEED)
+        net = SmallClassifier(channels, num_classes).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        n = len(train)
+        steps_per_epoch = max(n // 64, 1)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=TRAIN_EPOCHS * steps_per_epoch)
+        net.train()
+        for _ in range(TRAIN_EPOCHS):
+            order = torch.randperm(n, generator=gen)
+            for b in range(steps_per_epoch):
+                idx = order[b * 64 : (b + 1) * 64]
+                batch = train.batch(idx)
+                x, y = _shift(batch["image"], gen).to(device), batch["label"].to(device)
+                loss = F.cross_entropy(net(x)[1], y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        return net.eval()
+    finally:
+        torch.set_rng_state(torch_state)
+
+
+@torch.no_grad()
+def classify(net: SmallClassifier, images: torch.Tensor, device: torch.device, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    feats, logits = [], []
+    for chunk in images.split(batch):
+        f, l = net(chunk.to(device).float())
+        feats.append(f.double().cpu())
+        logits.append(l.float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def load_or_train(dataset: str, train: InMemoryImages, test: InMemoryImages, channels: int, num_classes: int,
+                  device: torch.device, folder: str | None = None) -> tuple[SmallClassifier, dict[str, Any]]:
+    """The cached classifier for these settings, trained (and cached) on first use."""
+    if train.labels is None or num_classes < 2:
+        raise GantrainError(f"the classifier metrics need a labelled dataset; data={dataset} has no labels")
+    key = protocol_key(dataset, train.images.shape[-1], channels, num_classes, len(train))
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir(folder) / f"{dataset}-{digest}.pt"
+    net = SmallClassifier(channels, num_classes)
+    if path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(blob["state_dict"])
+            return net.to(device).eval(), blob["protocol"]
+        except Exception as exc:  # a broken cache file is rebuilt, not fatal
+            log.warning("classifier cache %s unreadable (%s); retraining", path, exc)
+    log.info("training the %s classifier for metrics (cached at %s)", dataset, path)
+    net = train_classifier(train, channels, num_classes, device)
+    _, logits = classify(net, test.batch(torch.arange(len(test)))["image"], device)
+    accuracy = float((logits.argmax(1) == test.labels.cpu()).float().mean())
+    protocol = {**key, "test_accuracy": accuracy, "weights_sha256": None, "cache_file": str(path)}
+    state = {k: v.cpu() for k, v in net.state_dict().items()}
+    protocol["weights_sha256"] = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
+    save_atomic({"state_dict": state, "protocol": protocol}, path)
+    return net.eval(), protocol

@@ -1,0 +1,102 @@
+"""The contract between a family and the generic trainer.
+
+A family owns its networks (`self.nets`), its optimisers and its training step. The trainer owns everything
+else: devices, precision, the loop, schedules, EMA, checkpoints, logging and evaluation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn as nn
+
+from gantrain.data.base import DataInfo
+from gantrain.losses import make_loss
+from gantrain.trainer.runtime import Runtime
+
+OptimizerFactory = Callable[[str, Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+def requires_grad(net: nn.Module, flag: bool) -> None:
+    """Freeze D while G steps (and back): no weight gradients are computed for the frozen net."""
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+class GANModel(ABC):
+    """Base class of every family.
+
+    Subclasses declare `Config` (their typed schema), build `self.nets` in `__init__`, and implement
+    `train_step` and `generate`. `generator_names` lists the nets that EMA averages and sampling uses.
+    """
+
+    Config: type
+    generator_names: tuple[str, ...] = ("G",)
+
+    def __init__(self, cfg: Any, info: DataInfo) -> None:
+        self.cfg = cfg
+        self.info = info
+        self.nets = nn.ModuleDict()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.rt = Runtime(torch.device("cpu"), "32")
+        self.loss = make_loss(cfg.loss) if hasattr(cfg, "loss") else None
+
+    # ----- set-up, called by the trainer -----
+    def attach(self, runtime: Runtime) -> None:
+        """Move the nets to the runtime's device and memory format."""
+        self.rt = runtime
+        self.nets.to(runtime.device)
+        if runtime.channels_last:
+            self.nets.to(memory_format=torch.channels_last)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Which parameters each optimiser updates; the default is one optimiser per net."""
+        return {name: list(net.parameters()) for name, net in self.nets.items()}
+
+    def configure_optimizers(self, make: OptimizerFactory) -> None:
+        self.optimizers = {name: make(name, params) for name, params in self.optimizer_groups().items()}
+
+    def update(self, name: str, loss: torch.Tensor) -> None:
+        """Backward `loss` and step optimiser `name` (grad scaling handled by the runtime)."""
+        self.rt.update(name, loss, self.optimizers[name])
+
+    # ----- training -----
+    @abstractmethod
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """One batch of training; returns detached scalar losses (read back only at log steps)."""
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
+        """Draw from the latent prior `model.z_dist` (normal or uniform on [-1, 1])."""
+        device = device or self.rt.device
+        shape = (n, self.cfg.z_dim)
+        if getattr(self.cfg, "z_dist", "normal") == "uniform":
+            z = torch.rand(shape, generator=generator) * 2 - 1 if generator is not None else torch.rand(shape, device=device) * 2 - 1
+        else:
+            z = torch.randn(shape, generator=generator) if generator is not None else torch.randn(shape, device=device)
+        return z.to(device)
+
+    # ----- sampling -----
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Inputs for the periodic sample grids (drawn once, kept fixed for the whole run)."""
+        return {"z": self.sample_z(n, generator)}
+
+    @abstractmethod
+    def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        """Images in [-1, 1] for `inputs` (as from `fixed_inputs`), using `nets` (e.g. the EMA copies) if given."""
+
+    def sample_grids(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> dict[str, torch.Tensor]:
+        """Named image batches to log as grids."""
+        return {"samples": self.generate(inputs, nets)}
+
+    def grid_rows(self) -> int | None:
+        """Images per grid row (None: square grid)."""
+        return None
+
+    # ----- family state beyond nets and optimisers (e.g. an image pool) -----
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,81 @@
+"""`model=gan`: the original GAN (Goodfellow et al. 2014) with MLP networks.
+
+The training step here is the plain unconditional game shared by DCGAN: D on real and fake, then (every
+`d_steps` batches) G through the frozen D. Any loss of `gantrain.losses`; `wgan-gp` adds the gradient penalty,
+`wgan` clips D's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from gantrain.data.base import DataInfo
+from gantrain.losses import gradient_penalty
+from gantrain.models.base import GANModel, requires_grad
+from gantrain.nets.init import init_weights
+from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+
+
+class GAN(GANModel):
+    @dataclass
+    class Config:
+        name: str = "gan"
+        z_dim: int = 100
+        z_dist: str = "normal"  # normal | uniform
+        g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
+        d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+        norm_G: str = "none"
+        norm_D: str = "none"
+        loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp
+        d_steps: int = 1  # D updates per G update (the critic steps of WGAN)
+        gp_weight: float = 10.0  # wgan-gp
+        clip_value: float = 0.01  # wgan
+        init_type: str = "normal"
+        init_gain: float = 0.02
+
+    def __init__(self, cfg, info: DataInfo) -> None:
+        super().__init__(cfg, info)
+        self.nets["G"], self.nets["D"] = self.build_nets(cfg, info)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
+
+    def build_nets(self, cfg, info: DataInfo) -> tuple[nn.Module, nn.Module]:
+        shape = (info.channels, info.image_size, info.image_size)
+        return (
+            MLPGenerator(cfg.z_dim, shape, cfg.g_hidden, cfg.norm_G),
+            MLPDiscriminator(shape, cfg.d_hidden, cfg.norm_D),
+        )
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        G, D, rt = self.nets["G"], self.nets["D"], self.rt
+        real = batch["image"]
+        z = self.sample_z(real.shape[0])
+        with rt.autocast():
+            fake = G(z)
+            d_real, d_fake = self.loss.d_pair(D(real), D(fake.detach()))
+            loss_D = d_real + d_fake
+            if self.cfg.loss == "wgan-gp":
+                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(D, real, fake)
+        self.update("D", loss_D)
+        if self.cfg.loss == "wgan":
+            with torch.no_grad():
+                for p in D.parameters():
+                    p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
+        out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
+        if (step + 1) % self.cfg.d_steps == 0:
+            requires_grad(D, False)
+            with rt.autocast():
+                loss_G = self.loss.generator(D(fake))
+            self.update("G", loss_G)
+            requires_grad(D, True)
+            out["G"] = loss_G.detach()
+        return out
+
+    @torch.no_grad()
+    def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        G = (nets or self.nets)["G"]
+        with self.rt.autocast():
+            return G(inputs["z"].to(self.rt.device)).float()

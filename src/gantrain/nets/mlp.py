@@ -1,0 +1,58 @@
+"""Fully connected generator and discriminator (the original GAN on MNIST-sized images)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from gantrain.nets.norm import norm1d
+
+
+class MLPGenerator(nn.Module):
+    """z -> hidden layers (LeakyReLU 0.2) -> C*H*W -> Tanh."""
+
+    def __init__(self, z_dim: int, out_shape: Sequence[int], hidden: Sequence[int], norm: str = "none", cond_dim: int = 0):
+        super().__init__()
+        self.out_shape = tuple(out_shape)
+        layers: list[nn.Module] = []
+        width = z_dim + cond_dim
+        for i, h in enumerate(hidden):
+            layers += [nn.Linear(width, h)]
+            if i > 0:
+                layers += [norm1d(norm, h)]
+            layers += [nn.LeakyReLU(0.2, inplace=True)]
+            width = h
+        layers += [nn.Linear(width, math.prod(self.out_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Flattened image -> hidden layers (LeakyReLU 0.2) -> one logit per image."""
+
+    def __init__(self, in_shape: Sequence[int], hidden: Sequence[int], norm: str = "none", cond_dim: int = 0, dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = math.prod(in_shape) + cond_dim
+        for i, h in enumerate(hidden):
+            layers += [nn.Linear(width, h)]
+            if i > 0:
+                layers += [norm1d(norm, h)]
+            layers += [nn.LeakyReLU(0.2, inplace=True)]
+            if dropout > 0:
+                layers += [nn.Dropout(dropout)]
+            width = h
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+        self.feature_dim = width
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1)
+        if cond is not None:
+            h = torch.cat([h, cond], dim=1)
+        return self.head(self.features(h)).squeeze(1)

@@ -1,0 +1,62 @@
+"""Optimisers and learning-rate schedules built from the `optim` config group.
+
+Schedules are functions of the global step, so resuming mid-epoch lands on exactly the same learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import torch
+import torch.nn as nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from gantrain.errors import GantrainError
+
+
+def build_optimizer(name: str, params: Iterable[nn.Parameter], cfg: Any, device: torch.device) -> torch.optim.Optimizer:
+    """`name` is the family's optimiser key (G, D, E, ...); names starting with D use `optim.lr_D` when set."""
+    lr = cfg.lr_D if (name.startswith("D") and cfg.lr_D is not None) else cfg.lr
+    params = [p for p in params if p.requires_grad]
+    fused = cfg.fused if cfg.fused is not None else device.type == "cuda"
+    extra = {"fused": True} if fused and device.type == "cuda" else {}
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, **extra)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, **extra)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    raise GantrainError(f"unknown optim.name {cfg.name!r}; choose one of: adam, adamw, rmsprop, sgd")
+
+
+def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
+    """The multiplier of the base learning rate at a given step."""
+    kind = cfg.schedule
+    if kind == "constant":
+        return lambda step: 1.0
+    if kind == "linear_decay":
+        if cfg.decay_steps is not None:
+            decay = cfg.decay_steps
+        elif cfg.decay_epochs is not None:
+            decay = cfg.decay_epochs * steps_per_epoch
+        else:
+            decay = total_steps
+        start = max(total_steps - decay, 0)
+        span = max(decay, 1)
+        # CycleGAN convention: full lr for the first epochs, then linearly to zero at the last step.
+        return lambda step: 1.0 - max(0, step - start) / span
+    if kind == "cosine":
+        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+    if kind == "step":
+        every = max(cfg.step_epochs * steps_per_epoch, 1)
+        return lambda step: cfg.gamma ** (step // every)
+    if kind == "exponential":
+        return lambda step: cfg.final_lr_ratio ** (min(step, total_steps) / max(total_steps, 1))
+    raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, cosine, step, exponential")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int, steps_per_epoch: int) -> LambdaLR:
+    return LambdaLR(optimizer, lr_factor(cfg, total_steps, steps_per_epoch))

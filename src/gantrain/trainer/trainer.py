@@ -1,0 +1,354 @@
+"""The one training loop every family runs through.
+
+It owns devices, precision, seeding, the data position, LR schedules, generator EMA, checkpoints, logging,
+periodic samples and evaluation; the family (a `GANModel`) owns only its nets, optimisers and step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+import gantrain
+from gantrain.config.schema import resolve_target
+from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.loader import make_batch_stream
+from gantrain.errors import GantrainError, NonFiniteLossError
+from gantrain.models.base import GANModel
+from gantrain.trainer import checkpoint as ckpt_io
+from gantrain.trainer.distributed import DistEnv
+from gantrain.trainer.ema import EMA
+from gantrain.trainer.optim import build_optimizer, build_scheduler
+from gantrain.trainer.rng import rng_state, seed_everything, set_rng_state
+from gantrain.trainer.run_logger import RunLogger
+from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
+
+log = logging.getLogger("gantrain")
+
+
+class TrainingInterrupted(Exception):
+    """Raised after SIGINT/SIGTERM once the checkpoint is safely on disk."""
+
+    def __init__(self, signum: int, path: Path) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint saved to {path}")
+        self.signum, self.path = signum, path
+
+
+def build_model(cfg: DictConfig, info: DataInfo) -> GANModel:
+    cls = resolve_target(cfg.model._target_)
+    return cls(cfg.model, info)
+
+
+def build_data(cfg: DictConfig) -> DataSource:
+    cls = resolve_target(cfg.data._target_)
+    return cls(cfg.data, seed=cfg.seed)
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, run_dir: Path, dist: DistEnv | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.dist = dist or DistEnv.from_env()
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.images_seen = 0
+        self.best: dict[str, Any] = {"value": None, "step": None}
+        self._signal: int | None = None
+        self._last_good: Path | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, resume_ckpt: dict[str, Any] | None = None) -> None:
+        cfg, tcfg = self.cfg, self.cfg.trainer
+        seed_everything(cfg.seed + self.dist.rank)
+        if tcfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        device = self.dist.device(resolve_device(tcfg.device))
+        self.rt = Runtime(device, resolve_precision(tcfg.precision, device), tcfg.channels_last)
+        self.data = build_data(cfg)
+        self.info = self.data.info
+        self.model = build_model(cfg, self.info)
+        self.model.attach(self.rt)
+        self.stream = make_batch_stream(
+            self.data.split("train"),
+            batch_size=cfg.data.batch_size,
+            seed=cfg.seed,
+            device=device,
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+            rank=self.dist.rank,
+            world=self.dist.world,
+        )
+        self.steps_per_epoch = len(self.stream)
+        self.total_steps = self._total_steps()
+        self.model.configure_optimizers(lambda name, params: build_optimizer(name, params, cfg.optim, device))
+        self.schedulers = {
+            name: build_scheduler(opt, cfg.optim, self.total_steps, self.steps_per_epoch)
+            for name, opt in self.model.optimizers.items()
+        }
+        if tcfg.sync_batchnorm and self.dist.world > 1:
+            for name in list(self.model.nets.keys()):
+                self.model.nets[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model.nets[name])
+        self.ema = None
+        if tcfg.ema.decay is not None:
+            gens = {n: self.model.nets[n] for n in self.model.generator_names}
+            self.ema = EMA(gens, tcfg.ema.decay, tcfg.ema.start_step, tcfg.ema.every)
+        if resume_ckpt is not None:
+            self.load_state_dict(resume_ckpt)
+        self.dist.wrap(self.model)
+        if tcfg.compile:
+            for net in self.model.nets.values():
+                net.compile()
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.fixed = self.model.fixed_inputs(tcfg.num_sample_images, gen)
+        from gantrain.metrics.evaluator import Evaluator
+
+        self.evaluator = Evaluator(cfg, self.data, self.info, device) if cfg.eval.metrics else None
+        self.logger = RunLogger(
+            self.run_dir, cfg.logger.tensorboard, cfg.logger.jsonl, enabled=self.dist.is_main
+        )
+
+    def _total_steps(self) -> int:
+        t = self.cfg.trainer
+        limits = []
+        if t.max_steps is not None:
+            limits.append(int(t.max_steps))
+        if t.max_epochs is not None:
+            limits.append(int(t.max_epochs) * self.steps_per_epoch)
+        return min(limits)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly, in types `torch.load(weights_only=True)` accepts."""
+        nets = {name: self.dist.unwrap(net).state_dict() for name, net in self.model.nets.items()}
+        return {
+            "format": ckpt_io.FORMAT,
+            "gantrain_version": gantrain.__version__,
+            "model_name": self.cfg.model.name,
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "data_info": self.info.to_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "images_seen": self.images_seen,
+            "world_size": self.dist.world,
+            "nets": nets,
+            "ema": self.ema.state_dict() if self.ema else None,
+            "optimizers": {n: o.state_dict() for n, o in self.model.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "scalers": self.rt.state_dict(),
+            "rng": rng_state(),
+            "extra": self.model.extra_state(),
+            "best": dict(self.best),
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        if ckpt["model_name"] != self.cfg.model.name:
+            raise GantrainError(
+                f"the checkpoint is from model={ckpt['model_name']} but this run is model={self.cfg.model.name}; "
+                f"pass model={ckpt['model_name']} or another checkpoint"
+            )
+        for name, net in self.model.nets.items():
+            if name not in ckpt["nets"]:
+                raise GantrainError(f"the checkpoint has no network {name!r}; it was written by another model configuration")
+            missing, unexpected = net.load_state_dict(ckpt["nets"][name], strict=False)
+            if missing or unexpected:
+                raise GantrainError(
+                    f"network {name} does not match the checkpoint (missing keys: {list(missing)[:3]}, unexpected: "
+                    f"{list(unexpected)[:3]}); the architecture settings differ from the run that wrote it"
+                )
+        for name, opt in self.model.optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            sched.load_state_dict(ckpt["schedulers"][name])
+        if self.ema is not None and ckpt.get("ema"):
+            self.ema.load_state_dict(ckpt["ema"])
+        self.rt.load_state_dict(ckpt.get("scalers", {}))
+        self.model.load_extra_state(ckpt.get("extra", {}))
+        self.step, self.epoch = ckpt["step"], ckpt["epoch"]
+        self.batch_in_epoch, self.images_seen = ckpt["batch_in_epoch"], ckpt.get("images_seen", 0)
+        self.best = ckpt.get("best", self.best)
+        if ckpt.get("world_size", 1) == self.dist.world:
+            set_rng_state(ckpt["rng"])
+        else:
+            log.warning("checkpoint was written with %s ranks, now %s: RNG streams restart", ckpt.get("world_size"), self.dist.world)
+
+    def save(self, also_best: bool = False) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        state = self.state_dict()
+        path = self.ckpt_dir / ckpt_io.snapshot_name(self.step)
+        ckpt_io.save_atomic(state, path)
+        ckpt_io.link_atomic(path, self.ckpt_dir / "last.pt")
+        if also_best:
+            ckpt_io.link_atomic(path, self.ckpt_dir / "best.pt")
+        protect = {(self.ckpt_dir / "best.pt").resolve()} if (self.ckpt_dir / "best.pt").exists() else set()
+        ckpt_io.prune(self.ckpt_dir, self.cfg.trainer.keep_last, protect)
+        self._last_good = path
+        return path
+
+    # ------------------------------------------------------------------ helpers
+    def _sample_nets(self):
+        return self.ema.nets if self.ema is not None else None
+
+    def log_samples(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.model.nets.eval()
+        try:
+            grids = self.model.sample_grids(self.fixed, self._sample_nets())
+        finally:
+            self.model.nets.train()
+        self.logger.images(self.step, grids, self.model.grid_rows())
+
+    def evaluate(self) -> dict[str, float]:
+        if self.evaluator is None:
+            return {}
+        self.model.nets.eval()
+        try:
+            metrics = self.evaluator(self.model, self._sample_nets(), self.step)
+        finally:
+            self.model.nets.train()
+        metrics = self.dist.broadcast_object(metrics)
+        self.logger.scalars(self.step, {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+        return metrics
+
+    def _is_better(self, metrics: dict[str, float]) -> bool:
+        key = self.cfg.eval.monitor
+        if not key or key not in metrics:
+            return False
+        value = float(metrics[key])
+        old = self.best.get("value")
+        better = old is None or (value < old if self.cfg.eval.mode == "min" else value > old)
+        if better:
+            self.best = {"value": value, "step": self.step, "metric": key}
+        return better
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
+        self._signal = signum
+
+    def _check_finite(self, finite: torch.Tensor, since: int, losses: dict[str, torch.Tensor]) -> None:
+        if bool(finite):
+            return
+        bad = {k: float(v) for k, v in losses.items()}
+        where = f"step {self.step}" if since >= self.step - 1 else f"between steps {since + 1} and {self.step}"
+        good = self._last_good or "none (no checkpoint was written yet)"
+        raise NonFiniteLossError(
+            f"non-finite loss {bad} at {where}; last good checkpoint: {good}. Lower optim.lr, use trainer.precision=32, "
+            f"or set trainer.stop_on_nonfinite=false to continue"
+        )
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, float]:
+        tcfg = self.cfg.trainer
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in handlers:
+            signal.signal(s, self._on_signal)
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
+        finite = torch.ones((), dtype=torch.bool, device=self.rt.device)
+        check_every_step = self.rt.device.type == "cpu"
+        last_log_time, last_log_step, last_check = time.perf_counter(), self.step, self.step
+        metrics: dict[str, float] = {}
+        if self.dist.is_main:
+            log.info(
+                "training %s on %s: %d steps (%d per epoch), device %s, precision %s, run dir %s",
+                self.cfg.model.name, self.info.name, self.total_steps, self.steps_per_epoch,
+                self.rt.device, self.rt.precision, self.run_dir,
+            )
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, disable=None if tcfg.progress_bar and self.dist.is_main else True,
+            dynamic_ncols=True, leave=False,
+        )
+        try:
+            while self.step < self.total_steps:
+                self.dist.set_epoch(self.epoch)
+                for batch in self.stream.epoch(self.epoch, self.batch_in_epoch):
+                    if self.rt.channels_last:
+                        batch = {k: self.rt.input(v) for k, v in batch.items()}
+                    losses = self.model.train_step(batch, self.step)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    self.images_seen += self.cfg.data.batch_size * self.dist.world
+                    for sched in self.schedulers.values():
+                        sched.step()
+                    if self.ema is not None:
+                        self.ema.update(self.model.nets, self.step)
+                    for k, v in losses.items():
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                        counts[k] = counts.get(k, 0) + 1
+                    if tcfg.stop_on_nonfinite:
+                        finite &= torch.stack([torch.isfinite(v).all() for v in losses.values()]).all()
+                        if check_every_step:
+                            self._check_finite(finite, last_check, losses)
+                            last_check = self.step
+                    bar.update(1)
+                    done = self.step >= self.total_steps
+                    if self.step % tcfg.log_every == 0 or done:
+                        if tcfg.stop_on_nonfinite:
+                            self._check_finite(finite, last_check, losses)
+                            last_check = self.step
+                        now = time.perf_counter()
+                        values = self._read_means(sums, counts)
+                        rate = (self.step - last_log_step) / max(now - last_log_time, 1e-9)
+                        values.update({f"lr/{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()})
+                        values["speed/steps_per_s"] = rate
+                        values["speed/images_per_s"] = rate * self.cfg.data.batch_size * self.dist.world
+                        values["epoch"] = self.epoch
+                        self.logger.scalars(self.step, values)
+                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")})
+                        sums, counts = {}, {}
+                        last_log_time, last_log_step = now, self.step
+                    if tcfg.sample_every and self.step % tcfg.sample_every == 0 and not done:
+                        self.log_samples()
+                    best = False
+                    if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and not done:
+                        metrics = self.evaluate()
+                        best = self._is_better(metrics)
+                    if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0 and not done) or best:
+                        if tcfg.stop_on_nonfinite:
+                            self._check_finite(finite, last_check, losses)
+                        self.save(also_best=best)
+                    if self._signal is not None:
+                        path = self.save()
+                        raise TrainingInterrupted(self._signal, path or self.ckpt_dir)
+                    if done:
+                        break
+                else:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    continue
+                break
+            bar.close()
+            self.log_samples()
+            if self.cfg.eval.at_end and self.evaluator is not None:
+                metrics = self.evaluate()
+            best = self._is_better(metrics)
+            self.save(also_best=best)
+            if self.dist.is_main:
+                self.logger.hparams(OmegaConf.to_container(self.cfg, resolve=True), metrics)
+                log.info("finished at step %d; checkpoint %s", self.step, self.ckpt_dir / "last.pt")
+            return metrics
+        finally:
+            bar.close()
+            self.logger.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+
+    def _read_means(self, sums: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, float]:
+        if not sums:
+            return {}
+        names = list(sums)
+        means = torch.stack([sums[k].float() / counts[k] for k in names])
+        means = self.dist.all_reduce_mean(means)
+        return {f"loss/{k}": v for k, v in zip(names, means.tolist())}
