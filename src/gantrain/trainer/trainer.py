@@ -11,6 +11,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -280,8 +281,10 @@ class Trainer:
                     self.step += 1
                     self.batch_in_epoch += 1
                     self.images_seen += self.cfg.data.batch_size * self.dist.world
-                    for sched in self.schedulers.values():
-                        sched.step()
+                    with warnings.catch_warnings():  # a G not stepped yet (d_steps > 1) is expected
+                        warnings.simplefilter("ignore", UserWarning)
+                        for sched in self.schedulers.values():
+                            sched.step()
                     if self.ema is not None:
                         self.ema.update(self.model.nets, self.step)
                     for k, v in losses.items():

@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny configs composed like the CLI composes them, outputs under tmp_path, no network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from gantrain.config.paths import config_dir
+
+TINY = [
+    "trainer.max_steps=4",
+    "trainer.max_epochs=null",
+    "trainer.device=cpu",
+    "trainer.log_every=2",
+    "trainer.sample_every=0",
+    "trainer.ckpt_every=2",
+    "trainer.progress_bar=false",
+    "logger.tensorboard=false",
+    "eval.metrics=[]",
+    "eval.at_end=false",
+    "data.batch_size=16",
+    "model.ngf=8",
+    "model.ndf=8",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path, monkeypatch):
+    """Every test gets its own cache dir and cwd; nothing reaches the network."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_PROXY", "*")
+    yield
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory) -> str:
+    """One cached digits classifier for the whole session (training it takes ~20 s)."""
+    return str(tmp_path_factory.mktemp("classifiers"))
+
+
+def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides or [], return_hydra_config=False)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A composed DCGAN-on-digits config that trains in a second."""
+    return lambda extra=(): compose_cfg(TINY + list(extra))
+
+
+def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None):
+    """Run a console command as a user would (fresh interpreter), returning the CompletedProcess."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)

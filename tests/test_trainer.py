@@ -1,0 +1,145 @@
+"""The generic trainer: exact resume, atomic checkpoints, fallbacks, signals, non-finite losses."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, compose_cfg
+from gantrain.config.schema import validate_config
+from gantrain.errors import GantrainError, NonFiniteLossError
+from gantrain.trainer import checkpoint as ckpt_io
+from gantrain.trainer.trainer import Trainer, TrainingInterrupted
+
+
+def train(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
+    cfg = validate_config(cfg)
+    trainer = Trainer(cfg, run_dir)
+    ckpt = ckpt_io.load_newest_valid(resume)[1] if resume else None
+    trainer.setup(ckpt)
+    trainer.fit()
+    return trainer
+
+
+def assert_same_state(a: Trainer, b: Trainer) -> None:
+    for name in a.model.nets:
+        sa, sb = a.model.nets[name].state_dict(), b.model.nets[name].state_dict()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), f"{name}.{key} differs"
+    for name in a.model.optimizers:
+        oa, ob = a.model.optimizers[name].state_dict()["state"], b.model.optimizers[name].state_dict()["state"]
+        for idx in oa:
+            for key, value in oa[idx].items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(ob[idx][key]))
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
+def test_resume_gives_bitwise_identical_weights(tiny_cfg, tmp_path, loss):
+    extra = [f"model.loss={loss}", "model.norm_D=none", "model.d_steps=2", "trainer.ema.decay=0.9"]
+    full = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "full")
+    half = train(tiny_cfg(extra + ["trainer.max_steps=4"]), tmp_path / "half")
+    assert half.step == 4
+    resumed = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "half", resume=tmp_path / "half")
+    assert resumed.step == 8
+    assert_same_state(full, resumed)
+    for name in full.ema.nets:
+        for k, v in full.ema.nets[name].state_dict().items():
+            assert torch.equal(v, resumed.ema.nets[name].state_dict()[k])
+
+
+def test_resume_across_epoch_boundary(tiny_cfg, tmp_path):
+    # digits train split: 1437 images -> 89 batches of 16; stop mid-epoch 2
+    full = train(tiny_cfg(["trainer.max_steps=100", "trainer.ckpt_every=0", "model.ngf=4", "model.ndf=4"]), tmp_path / "a")
+    train(tiny_cfg(["trainer.max_steps=93", "trainer.ckpt_every=0", "model.ngf=4", "model.ndf=4"]), tmp_path / "b")
+    resumed = train(tiny_cfg(["trainer.max_steps=100", "model.ngf=4", "model.ndf=4"]), tmp_path / "b", resume=tmp_path / "b")
+    assert resumed.epoch == full.epoch == 1
+    assert_same_state(full, resumed)
+
+
+def test_checkpoint_holds_everything(tiny_cfg, tmp_path):
+    train(tiny_cfg(["trainer.keep_last=2", "trainer.max_steps=8"]), tmp_path)
+    folder = tmp_path / "checkpoints"
+    assert [p.name for p in ckpt_io.snapshots(folder)] == ["step_0000008.pt", "step_0000006.pt"]
+    ckpt = ckpt_io.load_checkpoint(folder / "last.pt")
+    assert ckpt["step"] == 8 and ckpt["model_name"] == "dcgan"
+    for key in ("nets", "optimizers", "schedulers", "rng", "config", "data_info", "batch_in_epoch", "gantrain_version"):
+        assert key in ckpt
+    assert set(ckpt["nets"]) == {"G", "D"}
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_truncated_checkpoint_falls_back_to_older_snapshot(tiny_cfg, tmp_path, caplog):
+    train(tiny_cfg(["trainer.max_steps=6"]), tmp_path)
+    folder = tmp_path / "checkpoints"
+    newest = folder / "step_0000006.pt"
+    data = newest.read_bytes()
+    (folder / "last.pt").unlink()
+    newest.write_bytes(data[: len(data) // 2])
+    path, ckpt = ckpt_io.load_newest_valid(tmp_path)
+    assert path.name == "step_0000004.pt" and ckpt["step"] == 4
+    with pytest.raises(GantrainError, match="cannot be read"):
+        ckpt_io.load_newest_valid(newest)
+
+
+def test_checkpoint_from_another_model_is_refused(tiny_cfg, tmp_path):
+    train(tiny_cfg(), tmp_path / "dcgan")
+    cfg = validate_config(compose_cfg([o for o in TINY if not o.startswith("model.")] + ["model=gan"]))
+    trainer = Trainer(cfg, tmp_path / "gan")
+    with pytest.raises(GantrainError, match="model=dcgan"):
+        trainer.setup(ckpt_io.load_newest_valid(tmp_path / "dcgan")[1])
+
+
+def test_checkpoint_cannot_run_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"format": ckpt_io.FORMAT, "x": Evil()}))
+    with pytest.raises(GantrainError, match="cannot be read"):
+        ckpt_io.load_checkpoint(path)
+
+
+def test_sigterm_saves_and_reports(tiny_cfg, tmp_path):
+    cfg = validate_config(tiny_cfg(["trainer.max_steps=50", "trainer.ckpt_every=0"]))
+    trainer = Trainer(cfg, tmp_path)
+    trainer.setup()
+    step = trainer.model.train_step
+
+    def step_then_signal(batch, i):
+        if i == 2:
+            trainer._on_signal(signal.SIGTERM, None)
+        return step(batch, i)
+
+    trainer.model.train_step = step_then_signal
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit()
+    assert info.value.signum == signal.SIGTERM
+    assert ckpt_io.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_nonfinite_loss_stops_with_step_and_checkpoint(tiny_cfg, tmp_path):
+    cfg = validate_config(tiny_cfg(["trainer.max_steps=10"]))
+    trainer = Trainer(cfg, tmp_path)
+    trainer.setup()
+    step = trainer.model.train_step
+
+    def poisoned(batch, i):
+        out = step(batch, i)
+        if i == 4:
+            out["D"] = torch.tensor(float("nan"))
+        return out
+
+    trainer.model.train_step = poisoned
+    with pytest.raises(NonFiniteLossError, match=r"step 5.*step_0000004\.pt"):
+        trainer.fit()
+
+
+def test_linear_decay_schedule_reaches_zero(tiny_cfg, tmp_path):
+    t = train(tiny_cfg(["optim.schedule=linear_decay", "optim.decay_steps=2"]), tmp_path)
+    assert t.schedulers["G"].get_last_lr()[0] == pytest.approx(0.0)
