@@ -30,11 +30,26 @@ class DataInfo:
         return cls(**data)
 
 
-class InMemoryImages:
-    """Decoded images held as uint8 (N, C, H, W) plus optional labels; batched and augmented on the device.
+class InMemorySplit(ABC):
+    """A split held in memory (typically uint8 on the training device) and batched by gathers: the fast path,
+    with no per-item Python work and no worker processes.
 
-    This is the fast path: no per-item Python work, no worker processes, one gather per batch.
+    `batch(index, gen)` builds one batch; all its randomness (flips, crops, unpaired partners) must come from
+    `gen`, a CPU generator seeded per batch, so that resume is exact.
     """
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def to(self, device: torch.device) -> "InMemorySplit": ...
+
+    @abstractmethod
+    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]: ...
+
+
+class InMemoryImages(InMemorySplit):
+    """Decoded images held as uint8 (N, C, H, W) plus optional labels; optional random horizontal flips."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, flip: bool = False) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
@@ -50,10 +65,12 @@ class InMemoryImages:
         labels = None if self.labels is None else self.labels.to(device)
         return InMemoryImages(self.images.to(device), labels, self.flip)
 
-    def batch(self, index: torch.Tensor, flip_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        index = index.to(self.images.device)
         x = self.images.index_select(0, index).float().div_(127.5).sub_(1.0)
-        if flip_mask is not None and self.flip:
-            x = torch.where(flip_mask.view(-1, 1, 1, 1), x.flip(-1), x)
+        if gen is not None and self.flip:
+            flip = (torch.rand(index.numel(), generator=gen) < 0.5).to(x.device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         out = {"image": x}
         if self.labels is not None:
             out["label"] = self.labels.index_select(0, index)
@@ -75,5 +92,5 @@ class DataSource(ABC):
         """Shape, classes and other facts about the data."""
 
     @abstractmethod
-    def split(self, name: str) -> InMemoryImages | Dataset:
+    def split(self, name: str) -> InMemorySplit | Dataset:
         """The `train` or `test` split: in-memory images, or a Dataset whose keys are `(index, seed)` pairs."""

@@ -10,7 +10,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gantrain.data.base import InMemoryImages
+from gantrain.data.base import InMemorySplit
 from gantrain.errors import GantrainError
 
 _MIX = 0x9E3779B97F4A7C15
@@ -57,7 +57,7 @@ class BatchStream:
 class TensorBatchStream(BatchStream):
     """Batches gathered from in-memory uint8 images on the training device."""
 
-    def __init__(self, data: InMemoryImages, device: torch.device, **kw) -> None:
+    def __init__(self, data: InMemorySplit, device: torch.device, **kw) -> None:
         super().__init__(len(data), **kw)
         self.data = data.to(device)
         self.device = device
@@ -65,10 +65,8 @@ class TensorBatchStream(BatchStream):
     def epoch(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         order = self.indices(epoch)
         for b in range(start, self.batches_per_epoch):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size].to(self.device)
-            gen = torch.Generator().manual_seed(self.batch_seed(epoch, b))
-            flip = (torch.rand(idx.numel(), generator=gen) < 0.5).to(self.device)
-            yield self.data.batch(idx, flip)
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.data.batch(idx, torch.Generator().manual_seed(self.batch_seed(epoch, b)))
 
 
 class _KeySampler(Sampler):
@@ -108,7 +106,7 @@ class LoaderBatchStream(BatchStream):
 
 
 def make_batch_stream(
-    split: InMemoryImages | Dataset,
+    split: InMemorySplit | Dataset,
     *,
     batch_size: int,
     seed: int,
@@ -120,6 +118,6 @@ def make_batch_stream(
     world: int = 1,
 ) -> BatchStream:
     common = dict(batch_size=batch_size, seed=seed, drop_last=drop_last, shuffle=shuffle, rank=rank, world=world)
-    if isinstance(split, InMemoryImages):
+    if isinstance(split, InMemorySplit):
         return TensorBatchStream(split, device, **common)
     return LoaderBatchStream(split, device, num_workers, **common)
