@@ -42,6 +42,8 @@ def precheck(argv: list[str]) -> list[str]:
                     fail(f"unknown {group} {choice!r}; choose one of: {', '.join(groups[group])}")
     keys = {k.lstrip("+") for k, _ in pairs}
     multirun = "-m" in argv or "--multirun" in argv
+    if not multirun and not user_searchpath:
+        _check_composes([a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")])
     resume = dict(pairs).get("resume")
     if resume and resume != "null" and "hydra.run.dir" not in keys and not multirun:
         from gantrain.trainer.checkpoint import run_dir_of
@@ -57,7 +59,42 @@ def precheck(argv: list[str]) -> list[str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not multirun:
         argv = _share_run_dir(argv, keys)
-    return argv
+    # Hydra's parser wants flags (-m, --cfg job, ...) before the overrides; accept them anywhere.
+    flags, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("-") and "=" not in arg:
+            flags.append(arg)
+            if arg in ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                       "--config-dir", "-cd", "--info", "-i", "--experimental-rerun") and i + 1 < len(argv):
+                flags.append(argv[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return flags + rest
+
+
+def _check_composes(overrides: list[str]) -> None:
+    """Compose once up front so a misspelt key or bad value is one line, not Hydra's multi-line report."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            compose(config_name="train", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = str(exc.__cause__ or "").strip().splitlines()
+        if cause and "not in struct" in cause[0]:
+            message += " There is no such config key: check the spelling (a new key needs +key=value)."
+        elif cause:
+            message += f" ({cause[0]})"
+        fail(message)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _share_run_dir(argv: list[str], keys: set[str]) -> list[str]:
@@ -132,7 +169,6 @@ def train(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
     except GantrainError as exc:
-        log.error("%s", exc)
         fail(str(exc))
     except TrainingInterrupted as exc:
         run_dir = exc.path.parent.parent if exc.path.parent.name == "checkpoints" else exc.path
