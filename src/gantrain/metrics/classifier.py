@@ -19,7 +19,7 @@ from gantrain.trainer.checkpoint import save_atomic
 
 log = logging.getLogger(__name__)
 
-CLASSIFIER_VERSION = 1
+CLASSIFIER_VERSION = 2
 TRAIN_EPOCHS = 30
 TRAIN_SEED = 0
 
@@ -55,12 +55,21 @@ def protocol_key(dataset: str, image_size: int, channels: int, num_classes: int,
     }
 
 
-def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to 1/8 of the size: cheap augmentation that keeps digits digits."""
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Shifts, blur and pixel noise that keep a digit the same digit.
+
+    Training on them makes the feature space measure content rather than pixel-level texture: without them a
+    Fréchet distance in this space jumps 17x for imperceptible noise (sigma 0.05) and 39x for a 3x3 blur.
+    """
+    n = x.shape[0]
     pad = max(x.shape[-1] // 8, 1)
     padded = F.pad(x, (pad,) * 4, value=-1.0)
     dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
-    return padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
+    x = padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
+    blur = (torch.rand(n, 1, 1, 1, generator=gen) < 0.3).to(x.dtype)
+    x = blur * F.avg_pool2d(x, 3, 1, 1, count_include_pad=False) + (1 - blur) * x
+    sigma = torch.rand(n, 1, 1, 1, generator=gen) * 0.3
+    return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
 
 
 def train_classifier(train: InMemoryImages, channels: int, num_classes: int, device: torch.device) -> SmallClassifier:
@@ -79,7 +88,7 @@ def train_classifier(train: InMemoryImages, channels: int, num_classes: int, dev
             for b in range(steps_per_epoch):
                 idx = order[b * 64 : (b + 1) * 64]
                 batch = train.batch(idx)
-                x, y = _shift(batch["image"], gen).to(device), batch["label"].to(device)
+                x, y = augment(batch["image"], gen).to(device), batch["label"].to(device)
                 loss = F.cross_entropy(net(x)[1], y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Training speed and memory of one or more configs, measured in one process so ratios are comparable.
+
+    python scripts/benchmark.py                                  # DCGAN on digits at precision 32 and bf16
+    python scripts/benchmark.py --overrides model=gan --precisions 32
+    python scripts/benchmark.py --steps 50 --warmup 5 --markdown
+
+Each row: steps/s, images/s and peak memory (CUDA: max allocated; CPU: growth of the peak RSS) for the
+family's own train_step (data batching included, logging and checkpoints excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from gantrain.config.paths import config_dir
+from gantrain.config.schema import validate_config
+from gantrain.trainer.trainer import Trainer
+
+
+def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, float | str]:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=["eval.metrics=[]", "logger.tensorboard=false", *overrides])
+    cfg = validate_config(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp))
+        trainer.setup()
+        device = trainer.rt.device
+        batches = iter(())
+        epoch = 0
+
+        def next_batch():
+            nonlocal batches, epoch
+            for batch in batches:
+                return batch
+            batches = trainer.stream.epoch(epoch)
+            epoch += 1
+            return next(batches)
+
+        for i in range(warmup):
+            trainer.model.train_step(next_batch(), i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        for i in range(steps):
+            losses = trainer.model.train_step(next_batch(), warmup + i)
+        float(sum(v.float() for v in losses.values()))  # one sync at the end
+        elapsed = time.perf_counter() - start
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        trainer.logger.close()
+    bs = cfg.data.batch_size
+    return {
+        "config": " ".join(overrides) or "(defaults)",
+        "device": str(device),
+        "precision": trainer.rt.precision,
+        "batch": bs,
+        "steps/s": steps / elapsed,
+        "images/s": steps * bs / elapsed,
+        "peak MiB": peak,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides, e.g. model=dcgan data=digits")
+    p.add_argument("--precisions", default="32,bf16", help="comma-separated trainer.precision values")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = p.parse_args(argv)
+    rows = []
+    for precision in args.precisions.split(","):
+        extra = [f"trainer.precision={precision}", f"trainer.device={args.device}"]
+        rows.append(measure(args.overrides + extra, args.steps, args.warmup))
+    base = rows[0]["steps/s"]
+    cpu = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {cpu}, GPU {gpu}, python {sys.version.split()[0]}")
+    cols = ["config", "device", "precision", "batch", "steps/s", "images/s", "peak MiB", "speed vs first"]
+    if args.markdown:
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+    for row in rows:
+        row["speed vs first"] = row["steps/s"] / base
+        cells = [f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+        print(("| " + " | ".join(cells) + " |") if args.markdown else "  ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
