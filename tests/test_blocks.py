@@ -1,0 +1,147 @@
+"""Unit tests of the shared blocks: losses, DCGAN/MLP nets, EMA, schedules, batch streams, schemas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from gantrain.config.schema import OptimConfig, validate_config
+from gantrain.data.base import InMemoryImages
+from gantrain.data.digits import Digits
+from gantrain.data.loader import make_batch_stream
+from gantrain.errors import GantrainError
+from gantrain.losses import AdversarialLoss, gradient_penalty
+from gantrain.metrics.frechet import frechet_distance, frechet_distance_features
+from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+from gantrain.trainer.ema import EMA
+from gantrain.trainer.optim import lr_factor
+
+LOGITS = torch.tensor([-2.0, -0.5, 0.0, 1.5])
+
+
+@pytest.mark.parametrize(
+    "kind, real, fake, gen",
+    [
+        ("bce", -F.logsigmoid(LOGITS).mean(), -F.logsigmoid(-LOGITS).mean(), -F.logsigmoid(LOGITS).mean()),
+        ("lsgan", ((LOGITS - 1) ** 2).mean(), (LOGITS**2).mean(), ((LOGITS - 1) ** 2).mean()),
+        ("hinge", torch.relu(1 - LOGITS).mean(), torch.relu(1 + LOGITS).mean(), -LOGITS.mean()),
+        ("wgan", -LOGITS.mean(), LOGITS.mean(), -LOGITS.mean()),
+    ],
+)
+def test_losses_match_their_formulas(kind, real, fake, gen):
+    loss = AdversarialLoss(kind)
+    assert loss.discriminator(LOGITS, True).item() == pytest.approx(real.item())
+    assert loss.discriminator(LOGITS, False).item() == pytest.approx(fake.item())
+    assert loss.generator(LOGITS).item() == pytest.approx(gen.item())
+
+
+def test_unknown_loss_is_a_clear_error():
+    with pytest.raises(GantrainError, match="choose one of: bce, lsgan, hinge, wgan, wgan-gp"):
+        AdversarialLoss("minimax")
+
+
+def test_gradient_penalty_is_zero_for_unit_slope_critic():
+    critic = lambda x: x.flatten(1).sum(1) / math.sqrt(x[0].numel())  # noqa: E731 - gradient norm exactly 1
+    real, fake = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    assert gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-10)
+    steep = lambda x: 3 * x.flatten(1).sum(1) / math.sqrt(x[0].numel())  # noqa: E731
+    assert gradient_penalty(steep, real, fake).item() == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_dcgan_nets_shapes(size):
+    g = DCGANGenerator(10, 3, size, ngf=8)
+    d = DCGANDiscriminator(3, size, ndf=8)
+    x = g(torch.randn(5, 10))
+    assert x.shape == (5, 3, size, size) and x.abs().max() <= 1
+    assert d(x).shape == (5,)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in list(d.trunk)[:2]), "no BN on D's input layer"
+    assert isinstance(list(g.net)[-1], torch.nn.Tanh)
+
+
+def test_dcgan_rejects_odd_sizes():
+    with pytest.raises(GantrainError, match="power-of-two"):
+        DCGANGenerator(10, 1, 28)
+
+
+def test_mlp_nets_shapes():
+    g, d = MLPGenerator(8, (1, 8, 8), [16, 32]), MLPDiscriminator((1, 8, 8), [16])
+    x = g(torch.randn(3, 8))
+    assert x.shape == (3, 1, 8, 8) and d(x).shape == (3,)
+
+
+def test_ema_tracks_a_moving_average():
+    net = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    ema = EMA({"G": net}, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema.update({"G": net}, step=1)
+    assert torch.allclose(ema.nets["G"].weight, torch.full((1, 2), 0.5))
+    ema.update({"G": net}, step=2)
+    assert torch.allclose(ema.nets["G"].weight, torch.full((1, 2), 0.75))
+
+
+def test_schedules():
+    cfg = OmegaConf.structured(OptimConfig(schedule="linear_decay", decay_steps=50))
+    f = lr_factor(cfg, total_steps=100, steps_per_epoch=10)
+    assert [f(0), f(50), f(75), f(100)] == [1.0, 1.0, 0.5, 0.0]
+    f = lr_factor(OmegaConf.structured(OptimConfig(schedule="step", step_epochs=2, gamma=0.5)), 100, 10)
+    assert [f(0), f(19), f(20), f(45)] == [1.0, 1.0, 0.5, 0.25]
+    f = lr_factor(OmegaConf.structured(OptimConfig(schedule="cosine")), 100, 10)
+    assert f(0) == 1.0 and f(50) == pytest.approx(0.5) and f(100) == pytest.approx(0.0)
+    f = lr_factor(OmegaConf.structured(OptimConfig(schedule="exponential", final_lr_ratio=0.01)), 100, 10)
+    assert f(100) == pytest.approx(0.01)
+
+
+def test_batch_stream_is_a_pure_function_of_seed_epoch_and_position():
+    data = InMemoryImages(torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2).contiguous(),
+                          torch.arange(40), flip=True)
+    make = lambda rank=0, world=1: make_batch_stream(  # noqa: E731
+        data, batch_size=4, seed=7, device=torch.device("cpu"), rank=rank, world=world)
+    full = [b["label"].tolist() for b in make().epoch(3)]
+    assert [b["label"].tolist() for b in make().epoch(3, start=4)] == full[4:]
+    assert sorted(sum(full, [])) == list(range(40))
+    assert full != [b["label"].tolist() for b in make().epoch(4)]
+    shards = [sum((b["label"].tolist() for b in make(r, 2).epoch(3)), []) for r in range(2)]
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(shards[1]) == 20
+
+
+def test_digits_split_is_fixed_and_stratified():
+    cfg = OmegaConf.structured(Digits.Config(image_size=16))
+    digits = Digits(cfg, seed=123)
+    train, test = digits.split("train"), digits.split("test")
+    assert (len(train), len(test)) == (1437, 360)
+    assert train.images.shape[1:] == (1, 16, 16) and train.images.dtype == torch.uint8
+    assert torch.bincount(test.labels).min() >= 35
+    assert digits.info.class_names == [str(i) for i in range(10)] and sum(digits.info.class_counts) == 1437
+
+
+def test_frechet_distance_matches_closed_form():
+    # 1-D Gaussians: (m1 - m2)^2 + s1 + s2 - 2 sqrt(s1 s2)
+    mu1, mu2 = torch.tensor([1.0]), torch.tensor([3.0])
+    s1, s2 = torch.tensor([[4.0]]), torch.tensor([[9.0]])
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(4 + 4 + 9 - 12)
+    a = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance_features(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_schema_rejects_unknown_and_mistyped_keys(tiny_cfg):
+    cfg = tiny_cfg()
+    OmegaConf.set_struct(cfg, False)
+    cfg.model.ngff = 3
+    with pytest.raises(GantrainError, match="unknown config key model.ngff"):
+        validate_config(cfg)
+    cfg = tiny_cfg(["trainer.precision=64"])
+    with pytest.raises(GantrainError, match="trainer.precision=64 is not valid"):
+        validate_config(cfg)
+    cfg = tiny_cfg()
+    OmegaConf.set_struct(cfg, False)
+    cfg.model._target_ = "os.system"
+    with pytest.raises(GantrainError, match="only gantrain"):
+        validate_config(cfg)
