@@ -137,7 +137,7 @@ class _DigitsUnpaired(DataSource):
     """
 
     transform: Callable[[torch.Tensor], torch.Tensor]
-    dataset_name: str
+    inverse_b: Callable[[torch.Tensor], torch.Tensor] | None = None  # B -> A exactly, where one exists
 
     @dataclass
     class Config:
@@ -161,6 +161,7 @@ class _DigitsUnpaired(DataSource):
         ia, ib = train[half_a], train[half_b]
         test = torch.tensor(split["test"])
         to_b = type(self).to_domain_b
+        self._images, self._labels, self._index = images, labels, {"train": train, "test": test}
         self._splits = {
             "train": UnpairedImages(images[ia], to_b(images[ib]), labels[ia], labels[ib], flip=cfg.flip),
             "test": UnpairedImages(images[test], to_b(images[test]), labels[test], labels[test]),
@@ -177,6 +178,12 @@ class _DigitsUnpaired(DataSource):
             first.append(pos[: len(pos) // 2])
             second.append(pos[len(pos) // 2 :])
         return torch.cat(first).sort().values, torch.cat(second).sort().values
+
+    def labelled_domain(self, side: str, split: str) -> InMemoryImages:
+        """Every digit of `split` rendered in domain `side`, with labels: what domain classifiers train on."""
+        idx = self._index[split]
+        images = self._images[idx] if side == "A" else self.to_domain_b(self._images[idx])
+        return InMemoryImages(images, self._labels[idx])
 
     @classmethod
     def to_domain_b(cls, images: torch.Tensor) -> torch.Tensor:
@@ -204,6 +211,7 @@ class Digits2Negative(_DigitsUnpaired):
     """`data=digits2negative`: digit <-> its photographic negative (white digit on black <-> black on white)."""
 
     transform = staticmethod(negative)
+    inverse_b = staticmethod(negative)
 
 
 class Digits2Edges(_DigitsUnpaired):
