@@ -14,10 +14,12 @@ import torch.nn.functional as F
 from gantrain.errors import GantrainError
 
 LOSSES = ("bce", "lsgan", "hinge", "wgan", "wgan-gp")
+ALIASES = {"vanilla": "bce", "classic": "bce", "wgangp": "wgan-gp"}  # the CycleGAN and DualGAN codes' names
 
 
 class AdversarialLoss:
     def __init__(self, kind: str) -> None:
+        kind = ALIASES.get(kind, kind)
         if kind not in LOSSES:
             raise GantrainError(f"unknown model.loss {kind!r}; choose one of: {', '.join(LOSSES)}")
         self.kind = kind

@@ -1,0 +1,107 @@
+"""Metrics for unpaired translation, run on the whole test split of both domains (no silent cap).
+
+- `cycle_L1_A`, `cycle_L1_B`: mean |G_B(G_A(a)) - a| (and the B cycle) on [-1, 1] images.
+- `paired_L1_AtoB`, `paired_L1_BtoA`: mean distance to the true translation, where the test split is paired
+  (the embedded digit sets: the training data never is).
+- With labelled digit domains: `class_acc_AtoB` (translated test digits classified back to their own class:
+  with the project's digits classifier on the inverse transform where one exists, e.g. 1 - x for
+  digits2negative, else with a classifier trained on domain B), `class_acc_BtoA` (digits classifier on the
+  translations), and per direction the Fréchet distance and KID in that classifier's feature space against
+  the real test images of the target domain (`cls_fd_*`, `cls_kid_*`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from gantrain.data.base import DataInfo, DataSource
+from gantrain.errors import GantrainError
+from gantrain.metrics.classifier import classify, load_or_train
+from gantrain.metrics.frechet import frechet_distance_features
+
+log = logging.getLogger(__name__)
+
+
+def kid(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Unbiased squared MMD with the cubic polynomial kernel (x.y/d + 1)^3 (Binkowski et al. 2018), all pairs."""
+    a, b = a.double(), b.double()
+    d = a.shape[1]
+    kxx = (a @ a.T / d + 1) ** 3
+    kyy = (b @ b.T / d + 1) ** 3
+    kxy = (a @ b.T / d + 1) ** 3
+    m, n = a.shape[0], b.shape[0]
+    sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+    syy = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+    return float(sxx + syy - 2 * kxy.mean())
+
+
+class TranslationMetrics:
+    name = "translation"
+    needs_model = True  # the evaluator hands over the model instead of unconditional samples
+
+    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+        self._classifiers: dict[str, Any] = {}
+
+    @torch.no_grad()
+    def _translate(self, model, nets, x: torch.Tensor, direction: str) -> torch.Tensor:
+        bs = self.cfg.eval.batch_size
+        return torch.cat([model.translate(c.to(model.rt.device), direction, nets).float().cpu() for c in x.split(bs)])
+
+    def _classifier(self, side: str):
+        if side not in self._classifiers:
+            train = self.data.labelled_domain(side, "train")
+            test = self.data.labelled_domain(side, "test")
+            name = "digits" if side == "A" else f"{self.info.name}_B"  # A is the digits domain: the project's classifier
+            self._classifiers[side] = load_or_train(
+                name, train, test, self.info.channels, self.info.num_classes, self.device, self.cfg.eval.classifier_cache
+            )
+        return self._classifiers[side]
+
+    def evaluate(self, model, nets) -> dict[str, float]:
+        split = self.data.split(self.cfg.eval.split)
+        if not hasattr(split, "domain"):
+            raise GantrainError(f"the translation metric needs two-domain data; data={self.info.name} is not")
+        dom_a, dom_b = split.domain("A"), split.domain("B")
+        real_a = dom_a.batch(torch.arange(len(dom_a)))["image"]
+        real_b = dom_b.batch(torch.arange(len(dom_b)))["image"]
+        fake_b = self._translate(model, nets, real_a, "AtoB")
+        fake_a = self._translate(model, nets, real_b, "BtoA")
+        rec_a = self._translate(model, nets, fake_b, "BtoA")
+        rec_b = self._translate(model, nets, fake_a, "AtoB")
+        out: dict[str, float] = {
+            "cycle_L1_A": float((rec_a - real_a).abs().mean()),
+            "cycle_L1_B": float((rec_b - real_b).abs().mean()),
+            "n_test_A": len(real_a),
+            "n_test_B": len(real_b),
+        }
+        if self.info.extra.get("paired_test") and real_a.shape == real_b.shape:
+            out["paired_L1_AtoB"] = float((fake_b - real_b).abs().mean())
+            out["paired_L1_BtoA"] = float((fake_a - real_a).abs().mean())
+        if hasattr(self.data, "labelled_domain") and dom_a.labels is not None and dom_b.labels is not None:
+            net_a, proto_a = self._classifier("A")
+            inverse = getattr(self.data, "inverse_b", None)
+            if inverse is not None:  # back to digits in [0, 1] space, then the digits classifier
+                judged = inverse(fake_b.add(1).div(2)).mul(2).sub(1)
+                net_ab, target_net = net_a, None
+            else:
+                judged = fake_b
+                net_ab, _ = self._classifier("B")
+                target_net = net_ab
+            _, logits = classify(net_ab, judged, self.device)
+            out["class_acc_AtoB"] = float((logits.argmax(1) == dom_a.labels.cpu()).double().mean())
+            feats_a_fake, logits_a = classify(net_a, fake_a, self.device)
+            out["class_acc_BtoA"] = float((logits_a.argmax(1) == dom_b.labels.cpu()).double().mean())
+            feats_a_real, _ = classify(net_a, real_a, self.device)
+            out["cls_fd_BtoA"] = frechet_distance_features(feats_a_fake, feats_a_real)
+            out["cls_kid_BtoA"] = kid(feats_a_fake, feats_a_real)
+            net_b = target_net if target_net is not None else self._classifier("B")[0]
+            feats_b_fake, _ = classify(net_b, fake_b, self.device)
+            feats_b_real, _ = classify(net_b, real_b, self.device)
+            out["cls_fd_AtoB"] = frechet_distance_features(feats_b_fake, feats_b_real)
+            out["cls_kid_AtoB"] = kid(feats_b_fake, feats_b_real)
+            out["classifier_test_accuracy"] = float(proto_a["test_accuracy"])
+        return out

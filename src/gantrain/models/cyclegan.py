@@ -1,0 +1,145 @@
+"""`model=cyclegan`: CycleGAN (Zhu et al. 2017) as the reference implementation trains it.
+
+G_A: A -> B and G_B: B -> A (ResNet or U-Net), D_A judges fake_B against real B and D_B fake_A against real A
+(70x70 PatchGAN). Per batch: one forward of both cycles; one G step on LSGAN + cycle L1 (lambda_A, lambda_B) +
+identity L1 (lambda_identity x lambda) with D frozen; then one D step on real vs a history-pool fake, each
+D loss halved. Keys keep the reference's names (netG, netD, n_layers_D, lambda_A, pool_size, ...).
+
+Speed without changing the maths: with a per-sample norm (instance/none/layer) the identity forwards ride in
+the same batched call as the translations (G_A on [A; B] gives fake_B and idt_A), and D scores real and fake
+in one call. Batch norm falls back to separate calls so its statistics stay per-domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gantrain.data.base import DataInfo
+from gantrain.errors import GantrainError
+from gantrain.losses import gradient_penalty
+from gantrain.models.base import requires_grad
+from gantrain.models.translation import TranslationModel
+from gantrain.nets.generators import build_generator, size_multiple
+from gantrain.nets.image_pool import ImagePool
+from gantrain.nets.init import init_weights
+from gantrain.nets.patchgan import build_patch_discriminator
+
+
+
+class CycleGAN(TranslationModel):
+    generator_names = ("G_A", "G_B")
+
+    @dataclass
+    class Config:
+        name: str = "cyclegan"
+        netG: str = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (| unet_32, resnet_<N>blocks)
+        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = 3  # used by netD=n_layers
+        ngf: int = 64
+        ndf: int = 64
+        norm: str = "instance"  # instance | batch | layer | none
+        dropout: bool = False  # the reference's --no_dropout is on for CycleGAN
+        init_type: str = "normal"
+        init_gain: float = 0.02
+        lambda_A: float = 10.0  # cycle A -> B -> A
+        lambda_B: float = 10.0  # cycle B -> A -> B
+        lambda_identity: float = 0.5  # identity weight relative to lambda (effective 5)
+        pool_size: int = 50  # fakes kept per discriminator (0: none)
+        loss: str = "lsgan"  # lsgan | vanilla | hinge | wgangp
+        gp_weight: float = 10.0  # wgangp
+        batch_forwards: bool = True  # batch the identity / D calls (exact for per-sample norms)
+
+    def __init__(self, cfg, info: DataInfo) -> None:
+        super().__init__(cfg, info)  # builds self.loss from model.loss (lsgan, vanilla, hinge, wgangp)
+        ca, cb = self.channels_A, self.channels_B
+        if cfg.lambda_identity > 0 and ca != cb:
+            raise GantrainError(f"the identity loss needs equal channel counts (A {ca}, B {cb}); set model.lambda_identity=0")
+        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
+        self.pool_A = ImagePool(cfg.pool_size, seed=1)  # fake_B for D_A
+        self.pool_B = ImagePool(cfg.pool_size, seed=2)  # fake_A for D_B
+        self.batched = cfg.batch_forwards and cfg.norm != "batch"
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One Adam over both generators, one over both discriminators (as the reference)."""
+        n = self.nets
+        return {"G": [*n["G_A"].parameters(), *n["G_B"].parameters()], "D": [*n["D_A"].parameters(), *n["D_B"].parameters()]}
+
+    def size_multiple(self, direction: str) -> int:
+        return size_multiple(self.nets["G_A"])
+
+    # ------------------------------------------------------------------ training
+    def _two(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """net(x), net(y): one batched call when the norm is per-sample."""
+        if self.batched and x.shape == y.shape:
+            out = net(torch.cat([x, y]))
+            return out[: x.shape[0]], out[x.shape[0] :]
+        return net(x), net(y)
+
+    def _d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        real_logits, fake_logits = self._two(D, real, fake)
+        loss = 0.5 * (self.loss.discriminator(real_logits, True) + self.loss.discriminator(fake_logits, False))
+        if self.loss.kind == "wgan-gp":
+            loss = loss + self.cfg.gp_weight * gradient_penalty(D, real, fake)
+        return loss
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        cfg, n, rt = self.cfg, self.nets, self.rt
+        real_A, real_B = batch["A"], batch["B"]
+        idt = cfg.lambda_identity > 0
+        requires_grad(n["D_A"], False)
+        requires_grad(n["D_B"], False)
+        with rt.autocast():
+            if idt:  # G_A(B) and G_B(A) are the identity terms
+                fake_B, idt_A = self._two(n["G_A"], real_A, real_B)
+                fake_A, idt_B = self._two(n["G_B"], real_B, real_A)
+            else:
+                fake_B, fake_A = n["G_A"](real_A), n["G_B"](real_B)
+            rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+            d_fake_B, d_fake_A = n["D_A"](fake_B), n["D_B"](fake_A)
+            loss_G_A = self.loss.generator(d_fake_B)
+            loss_G_B = self.loss.generator(d_fake_A)
+            cycle_A = F.l1_loss(rec_A.float(), real_A) * cfg.lambda_A
+            cycle_B = F.l1_loss(rec_B.float(), real_B) * cfg.lambda_B
+            loss_G = loss_G_A + loss_G_B + cycle_A + cycle_B
+            if idt:
+                idt_loss_A = F.l1_loss(idt_A.float(), real_B) * cfg.lambda_B * cfg.lambda_identity
+                idt_loss_B = F.l1_loss(idt_B.float(), real_A) * cfg.lambda_A * cfg.lambda_identity
+                loss_G = loss_G + idt_loss_A + idt_loss_B
+        self.update("G", loss_G)
+        requires_grad(n["D_A"], True)
+        requires_grad(n["D_B"], True)
+        with rt.autocast():
+            loss_D_A = self._d_loss(n["D_A"], real_B, self.pool_A.query(fake_B))
+            loss_D_B = self._d_loss(n["D_B"], real_A, self.pool_B.query(fake_A))
+        self.update("D", loss_D_A + loss_D_B)
+        out = {"D_A": loss_D_A, "G_A": loss_G_A, "cycle_A": cycle_A, "D_B": loss_D_B, "G_B": loss_G_B, "cycle_B": cycle_B}
+        if idt:
+            out.update(idt_A=idt_loss_A, idt_B=idt_loss_B)
+        return {k: v.detach() for k, v in out.items()}
+
+    # ------------------------------------------------------------------ translation
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        self.check_direction(direction)
+        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
+        with self.rt.autocast():
+            return G(x).float()
+
+    # ------------------------------------------------------------------ pools in checkpoints
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "pool_A" in state:
+            self.pool_A.load_state_dict(state["pool_A"], self.rt.device)
+            self.pool_B.load_state_dict(state["pool_B"], self.rt.device)

@@ -1,0 +1,137 @@
+"""`model=discogan`: DiscoGAN (Kim et al. 2017).
+
+G_A: A -> B and G_B: B -> A are encoder-decoders without skips (1x1 bottleneck); D_A judges B-domain images,
+D_B A-domain ones (DCGAN-style conv discriminators). Paper loss: standard GAN (BCE) + MSE reconstruction for
+each direction, Adam 2e-4 with weight decay 1e-5, batch 64 at 64 px (configs/recipe/discogan.yaml).
+
+`official_mix: true` turns on the official code's extras: per direction (0.1 GAN + 0.9 feature matching) x
+(1 - r) + reconstruction x r, with r = 0.01 for the first `curriculum_iters` iterations, then 0.5; `d_every: 3`
+reproduces its "D when iter % 3 == 0, G otherwise" schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gantrain.data.base import DataInfo
+from gantrain.errors import GantrainError
+from gantrain.models.base import requires_grad
+from gantrain.models.translation import TranslationModel
+from gantrain.nets.dcgan import DCGANDiscriminator
+from gantrain.nets.encoder_decoder import EncoderDecoderGenerator
+from gantrain.nets.init import init_weights
+
+
+def _features(D: DCGANDiscriminator, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """D's logits and its LeakyReLU activations after the first layer (relu2, relu3, ... in the official code)."""
+    feats = []
+    h = x
+    for i, layer in enumerate(D.trunk):
+        h = layer(h)
+        if isinstance(layer, nn.LeakyReLU) and i > 1:
+            feats.append(h)
+    return D.head(h).flatten(), feats
+
+
+def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the squared difference of batch-mean features (the official hinge-embedding form)."""
+    terms = [(r.float().mean(0) - f.float().mean(0)).pow(2).mean() for r, f in zip(real, fake)]
+    return torch.stack(terms).mean()
+
+
+class DiscoGAN(TranslationModel):
+    generator_names = ("G_A", "G_B")
+
+    @dataclass
+    class Config:
+        name: str = "discogan"
+        ngf: int = 64
+        ndf: int = 64
+        bottleneck: int = 100
+        norm: str = "batch"
+        init_type: str = "normal"
+        init_gain: float = 0.02
+        loss: str = "bce"  # bce (the paper's standard GAN) | lsgan | hinge
+        recon: str = "mse"  # mse | l1
+        lambda_recon: float = 1.0  # paper: GAN + reconstruction, equal weights
+        official_mix: bool = False  # the official code's GAN/feature-matching mix and reconstruction curriculum
+        gan_weight: float = 0.1
+        fm_weight: float = 0.9
+        recon_rate_start: float = 0.01
+        recon_rate: float = 0.5
+        curriculum_iters: int = 10000
+        d_every: int = 1  # official code: 3 (D on iterations divisible by 3, G on the others)
+
+    def __init__(self, cfg, info: DataInfo) -> None:
+        if cfg.recon not in ("mse", "l1"):
+            raise GantrainError(f"model.recon={cfg.recon} is not valid; choose mse or l1")
+        super().__init__(cfg, info)
+        ca, cb, size = self.channels_A, self.channels_B, info.image_size
+        self.nets["G_A"] = EncoderDecoderGenerator(ca, cb, size, cfg.ngf, cfg.bottleneck, cfg.norm)
+        self.nets["G_B"] = EncoderDecoderGenerator(cb, ca, size, cfg.ngf, cfg.bottleneck, cfg.norm)
+        self.nets["D_A"] = DCGANDiscriminator(cb, size, cfg.ndf, cfg.norm)
+        self.nets["D_B"] = DCGANDiscriminator(ca, size, cfg.ndf, cfg.norm)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        n = self.nets
+        return {"G": [*n["G_A"].parameters(), *n["G_B"].parameters()], "D": [*n["D_A"].parameters(), *n["D_B"].parameters()]}
+
+    def size_multiple(self, direction: str) -> int:
+        return self.info.image_size
+
+    def _recon(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(x.float(), y) if self.cfg.recon == "mse" else F.l1_loss(x.float(), y)
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        cfg, n, rt = self.cfg, self.nets, self.rt
+        real_A, real_B = batch["A"], batch["B"]
+        d_turn = cfg.d_every <= 1 or step % cfg.d_every == 0
+        g_turn = cfg.d_every <= 1 or not d_turn
+        out: dict[str, torch.Tensor] = {}
+        with rt.autocast():
+            fake_B, fake_A = n["G_A"](real_A), n["G_B"](real_B)
+        if g_turn:
+            requires_grad(n["D_A"], False)
+            requires_grad(n["D_B"], False)
+            with rt.autocast():
+                rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+                logit_fB, feat_fB = _features(n["D_A"], fake_B)
+                logit_fA, feat_fA = _features(n["D_B"], fake_A)
+                gan_B, gan_A = self.loss.generator(logit_fB), self.loss.generator(logit_fA)
+                recon_A, recon_B = self._recon(rec_A, real_A), self._recon(rec_B, real_B)
+                if cfg.official_mix:
+                    with torch.no_grad():
+                        _, feat_rB = _features(n["D_A"], real_B)
+                        _, feat_rA = _features(n["D_B"], real_A)
+                    fm_B, fm_A = feature_matching(feat_rB, feat_fB), feature_matching(feat_rA, feat_fA)
+                    r = cfg.recon_rate_start if step < cfg.curriculum_iters else cfg.recon_rate
+                    total_A = (cfg.gan_weight * gan_B + cfg.fm_weight * fm_B) * (1 - r) + recon_A * r
+                    total_B = (cfg.gan_weight * gan_A + cfg.fm_weight * fm_A) * (1 - r) + recon_B * r
+                    out.update(fm_A=fm_B.detach(), fm_B=fm_A.detach())
+                else:
+                    total_A = gan_B + cfg.lambda_recon * recon_A
+                    total_B = gan_A + cfg.lambda_recon * recon_B
+            self.update("G", total_A + total_B)
+            requires_grad(n["D_A"], True)
+            requires_grad(n["D_B"], True)
+            out.update(G_A=gan_B.detach(), G_B=gan_A.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
+        if d_turn:
+            with rt.autocast():
+                loss_D_A = sum(self.loss.d_pair(n["D_A"](real_B), n["D_A"](fake_B.detach())))
+                loss_D_B = sum(self.loss.d_pair(n["D_B"](real_A), n["D_B"](fake_A.detach())))
+            self.update("D", loss_D_A + loss_D_B)
+            out.update(D_A=loss_D_A.detach(), D_B=loss_D_B.detach())
+        return out
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        self.check_direction(direction)
+        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
+        with self.rt.autocast():
+            return G(x).float()

@@ -1,0 +1,112 @@
+"""`model=dualgan`: DualGAN (Yi et al. 2017), defaults of the official 2017 code.
+
+G_A: A -> B and G_B: B -> A are U-Nets whose dropout is the only noise (z); D_A judges B-domain images, D_B
+A-domain ones (PatchGAN critics). Wasserstein loss with weight clipping to [-c, c], RMSProp 5e-5
+(configs/recipe/dualgan.yaml), `n_critic` critic updates per generator update (counted in batches), and
+L1 reconstruction weighted lambda_A, lambda_B = 200 (paper range 100-1000). `loss: classic` (or bce/lsgan)
+trains the plain GAN game instead, which the authors later preferred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gantrain.data.base import DataInfo
+from gantrain.errors import GantrainError
+from gantrain.losses import gradient_penalty
+from gantrain.models.base import requires_grad
+from gantrain.models.translation import TranslationModel
+from gantrain.nets.generators import build_generator, size_multiple
+from gantrain.nets.init import init_weights
+from gantrain.nets.patchgan import build_patch_discriminator
+
+
+class DualGAN(TranslationModel):
+    generator_names = ("G_A", "G_B")
+
+    @dataclass
+    class Config:
+        name: str = "dualgan"
+        netG: str = "unet_256"
+        netD: str = "basic"
+        n_layers_D: int = 3
+        ngf: int = 64
+        ndf: int = 64
+        norm: str = "batch"
+        dropout: bool = True  # the noise z of the paper, realised as dropout
+        init_type: str = "normal"
+        init_gain: float = 0.02
+        lambda_A: float = 200.0  # reconstruction A -> B -> A
+        lambda_B: float = 200.0
+        recon: str = "l1"  # l1 | l2
+        loss: str = "wgan"  # wgan (clipping) | wgan-gp | classic (= bce) | lsgan
+        clip_value: float = 0.01
+        n_critic: int = 3  # critic updates per generator update
+        gp_weight: float = 10.0
+
+    def __init__(self, cfg, info: DataInfo) -> None:
+        if cfg.recon not in ("l1", "l2"):
+            raise GantrainError(f"model.recon={cfg.recon} is not valid; choose l1 or l2")
+        if cfg.n_critic < 1:
+            raise GantrainError(f"model.n_critic must be >= 1, got {cfg.n_critic}")
+        super().__init__(cfg, info)
+        ca, cb = self.channels_A, self.channels_B
+        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        n = self.nets
+        return {"G": [*n["G_A"].parameters(), *n["G_B"].parameters()], "D": [*n["D_A"].parameters(), *n["D_B"].parameters()]}
+
+    def size_multiple(self, direction: str) -> int:
+        return size_multiple(self.nets["G_A"])
+
+    def _recon(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(x.float(), y) if self.cfg.recon == "l1" else F.mse_loss(x.float(), y)
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        cfg, n, rt = self.cfg, self.nets, self.rt
+        real_A, real_B = batch["A"], batch["B"]
+        with rt.autocast():
+            fake_B, fake_A = n["G_A"](real_A), n["G_B"](real_B)
+            loss_D_A = sum(self.loss.d_pair(n["D_A"](real_B), n["D_A"](fake_B.detach())))
+            loss_D_B = sum(self.loss.d_pair(n["D_B"](real_A), n["D_B"](fake_A.detach())))
+            if self.loss.kind == "wgan-gp":
+                loss_D_A = loss_D_A + cfg.gp_weight * gradient_penalty(n["D_A"], real_B, fake_B)
+                loss_D_B = loss_D_B + cfg.gp_weight * gradient_penalty(n["D_B"], real_A, fake_A)
+        self.update("D", loss_D_A + loss_D_B)
+        if self.loss.kind == "wgan":
+            with torch.no_grad():
+                for p in (*n["D_A"].parameters(), *n["D_B"].parameters()):
+                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+        out = {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
+        if (step + 1) % cfg.n_critic == 0:
+            requires_grad(n["D_A"], False)
+            requires_grad(n["D_B"], False)
+            with rt.autocast():
+                rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+                loss_G_A = self.loss.generator(n["D_A"](fake_B))
+                loss_G_B = self.loss.generator(n["D_B"](fake_A))
+                recon_A = self._recon(rec_A, real_A) * cfg.lambda_A
+                recon_B = self._recon(rec_B, real_B) * cfg.lambda_B
+                loss_G = loss_G_A + loss_G_B + recon_A + recon_B
+            self.update("G", loss_G)
+            requires_grad(n["D_A"], True)
+            requires_grad(n["D_B"], True)
+            out.update(G_A=loss_G_A.detach(), G_B=loss_G_B.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
+        return out
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        self.check_direction(direction)
+        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
+        with self.rt.autocast():
+            return G(x).float()

@@ -1,0 +1,74 @@
+"""What the unpaired translation families (CycleGAN, DualGAN, DiscoGAN, UNIT) share.
+
+Each translates A -> B and B -> A. The sample grids show fixed test images of both domains with their
+translations and reconstructions (real_A, fake_B, rec_A, real_B, fake_A, rec_B); `translate` is what
+`gantrain-translate` and the translation metrics call.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+import torch.nn as nn
+
+from gantrain.data.base import DataInfo, DataSource
+from gantrain.errors import GantrainError
+from gantrain.models.base import GANModel
+
+DIRECTIONS = ("AtoB", "BtoA")
+GRID_IMAGES = 8  # images per domain in the sample grids
+
+
+class TranslationModel(GANModel):
+    """Base of the two-domain families; subclasses build `self.nets` and implement `translate`."""
+
+    def __init__(self, cfg, info: DataInfo) -> None:
+        super().__init__(cfg, info)
+        self.channels_A = int(info.extra.get("channels_A", info.channels))
+        self.channels_B = int(info.extra.get("channels_B", info.channels))
+        self._fixed: dict[str, torch.Tensor] = {}
+
+    def bind_data(self, data: DataSource) -> None:
+        """Keep the first test images of each domain for the grids (test split: never trained on)."""
+        split = data.split("test")
+        if not hasattr(split, "domain"):
+            raise GantrainError(f"model={self.cfg.name} needs two-domain data (data=digits2negative, unpaired_folder, ...)")
+        for side in ("A", "B"):
+            images = split.domain(side)
+            n = min(GRID_IMAGES, len(images))
+            self._fixed[side] = images.batch(torch.arange(n))["image"]
+
+    # ----- translation -----
+    @abstractmethod
+    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        """Images of one domain in [-1, 1] -> the other domain (`direction` AtoB or BtoA); no grad."""
+
+    def size_multiple(self, direction: str) -> int:
+        """What image sides must divide by for `translate` (inputs are padded to it)."""
+        return 1
+
+    @staticmethod
+    def check_direction(direction: str) -> None:
+        if direction not in DIRECTIONS:
+            raise GantrainError(f"direction must be AtoB or BtoA, got {direction!r}")
+
+    # ----- sampling: grids and the generic generate() -----
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if not self._fixed:
+            raise GantrainError(f"model={self.cfg.name} translates images: use gantrain-translate RUN --input DIR --out DIR")
+        return {k: v[: max(1, min(n, GRID_IMAGES))] for k, v in self._fixed.items()}
+
+    @torch.no_grad()
+    def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        return self.translate(inputs["A"].to(self.rt.device), "AtoB", nets)
+
+    @torch.no_grad()
+    def sample_grids(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> dict[str, torch.Tensor]:
+        a, b = inputs["A"].to(self.rt.device), inputs["B"].to(self.rt.device)
+        fake_b, fake_a = self.translate(a, "AtoB", nets), self.translate(b, "BtoA", nets)
+        rec_a, rec_b = self.translate(fake_b, "BtoA", nets), self.translate(fake_a, "AtoB", nets)
+        return {"real_A": a, "fake_B": fake_b, "rec_A": rec_a, "real_B": b, "fake_A": fake_a, "rec_B": rec_b}
+
+    def grid_rows(self) -> int | None:
+        return GRID_IMAGES
