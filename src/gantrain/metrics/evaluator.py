@@ -19,8 +19,9 @@ class ClassifierMetrics:
     """Class balance of the samples and the Fréchet distance in the dataset classifier's feature space.
 
     Reported: `cls_fd` (generated vs real test split), `cls_fd_ref` (real train vs real test: the floor to
-    compare against), `cls_fd_ratio`, `classes_present`, `max_class_share`, and `cond_accuracy` (share
-    classified as the requested label) for conditional families.
+    compare against), `cls_fd_ratio`, `classes_present`, `max_class_share`, and for conditional families
+    `cond_accuracy` (share classified as the requested label) and `cond_accuracy_worst_class` (the lowest
+    per-class share, over the classes requested).
     """
 
     name = "classifier"
@@ -56,7 +57,10 @@ class ClassifierMetrics:
             "classifier_test_accuracy": self.protocol["test_accuracy"],
         }
         if labels is not None:
-            out["cond_accuracy"] = float((pred == labels.cpu()).double().mean())
+            hit = (pred == labels.cpu()).double()
+            out["cond_accuracy"] = float(hit.mean())
+            per_class = [hit[labels.cpu() == c].mean() for c in labels.unique().tolist()]
+            out["cond_accuracy_worst_class"] = float(torch.stack(per_class).min())
         return out
 
 

@@ -357,4 +357,5 @@ class Trainer:
         names = list(sums)
         means = torch.stack([sums[k].float() / counts[k] for k in names])
         means = self.dist.all_reduce_mean(means)
-        return {f"loss/{k}": v for k, v in zip(names, means.tolist())}
+        # plain names are losses; names with a slash (e.g. "acc/D_class_real") keep their own section
+        return {(k if "/" in k else f"loss/{k}"): v for k, v in zip(names, means.tolist())}
