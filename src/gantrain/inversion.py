@@ -141,18 +141,18 @@ def reconstruction_error(x: torch.Tensor, recon: torch.Tensor) -> tuple[torch.Te
 
 
 def latent_of(model, nets: nn.ModuleDict | None = None, encoder_model=None) -> Latent:
-    """The `Latent` of a trained model (from `load_trained`): its G (EMA copy if given), its prior and its E
+    """The `Latent` of a trained model (from `load_trained`): its G and E (EMA copies where `nets` has them), its prior and its E
     (its own, as for BiGAN and latent_encoder runs, or that of `encoder_model`)."""
     inputs = model.fixed_inputs(1, torch.Generator().manual_seed(0))
     if set(inputs) != {"z"}:
         raise GantrainError(
             f"model={model.cfg.name} has a conditional generator (inputs {sorted(inputs)}); inversion needs an unconditional one"
         )
-    nets = nets if nets is not None else model.nets
-    if "G" not in nets:
+    pick = {name: (nets[name] if nets is not None and name in nets else model.nets[name]) for name in ("G", "E") if name in model.nets}
+    if "G" not in pick:
         raise GantrainError(f"model={model.cfg.name} has no single generator G to invert")
     z_dim, z_dist = getattr(model, "latent_prior", None) or (model.cfg.z_dim, getattr(model.cfg, "z_dist", "normal"))
-    E = nets["E"] if "E" in nets else None
+    E = pick.get("E")
     if encoder_model is not None:
         other = latent_of(encoder_model)
         if other.E is None:
@@ -160,4 +160,4 @@ def latent_of(model, nets: nn.ModuleDict | None = None, encoder_model=None) -> L
         if other.z_dim != z_dim:
             raise GantrainError(f"the --encoder run has a {other.z_dim}-d latent but the generator's is {z_dim}-d")
         E = other.E
-    return Latent(nets["G"].eval(), z_dim, z_dist, None if E is None else E.eval())
+    return Latent(pick["G"].eval(), z_dim, z_dist, None if E is None else E.eval())

@@ -11,6 +11,7 @@ from gantrain.data.base import DataInfo, DataSource, InMemoryImages
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
+from gantrain.metrics.latent import LATENT_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ClassifierMetrics:
 
 
 METRICS: dict[str, Callable[..., Any]] = {"classifier": ClassifierMetrics}
+METRICS.update(LATENT_METRICS)
 
 
 class Evaluator:
@@ -89,6 +91,8 @@ class Evaluator:
         fake, labels = self.generate(model, nets, self.cfg.eval.num_samples)
         results: dict[str, float] = {}
         for metric in self.metrics:
+            if hasattr(metric, "bind"):  # metrics that read the model itself (e.g. its encoder)
+                metric.bind(model, nets)
             results.update(metric(fake, labels))
         log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
         return results
