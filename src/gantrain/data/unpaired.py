@@ -1,0 +1,393 @@
+"""Unpaired two-domain data for image translation: batches `{"A": ..., "B": ...}` in [-1, 1].
+
+An epoch is max(|A|, |B|) batches of items: A is taken in the shuffled order (index mod |A|), B is drawn
+uniformly at random from the per-batch generator (the reference's "unaligned" sampling), so no pairing
+exists. Random crops and flips are drawn per image from the same generator, so resume is exact.
+
+Sources: `digits2negative` / `digits2edges` (embedded, offline, 32 px grey: the two domains come from disjoint
+halves of the digits train split), `unpaired_folder` (trainA/ trainB/ testA/ testB/), and the CycleGAN
+datasets by name (`data=horse2zebra`, ...), downloaded into `data.root` on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit
+from gantrain.data.digits import digits_split_indices, digits_uint8
+from gantrain.data.download import download_and_extract
+from gantrain.errors import GantrainError
+
+log = logging.getLogger(__name__)
+
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+# The reference's extensions (either case) plus webp.
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+CYCLEGAN_DATASETS = (
+    "ae_photos", "apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
+    "ukiyoe2photo", "vangogh2photo", "maps", "facades", "iphone2dslr_flower", "mini",
+)
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
+LAYOUT = ("trainA", "trainB", "testA", "testB")
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def _random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """A size x size crop at an independent random offset per image (one gather, no Python loop)."""
+    n, _, h, w = x.shape
+    if h == size and w == size:
+        return x
+    top = torch.randint(0, h - size + 1, (n,), generator=gen).to(x.device)
+    left = torch.randint(0, w - size + 1, (n,), generator=gen).to(x.device)
+    ar = torch.arange(size, device=x.device)
+    rows = (top[:, None] + ar)[:, None, :, None]  # (n, 1, size, 1)
+    cols = (left[:, None] + ar)[:, None, None, :]  # (n, 1, 1, size)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return x[batch, chans, rows, cols]
+
+
+def _random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+class UnpairedImages(InMemorySplit):
+    """Two uint8 image sets (N, C, H, W) held in memory; optional random crop to `crop` and random flips.
+
+    `serial=True` pairs A[i mod |A|] with B[i mod |B|] instead of a random B (the reference's serial_batches).
+    `domain("A")` gives one side as plain `InMemoryImages` (with its labels, if any) for evaluation.
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, labels_a: torch.Tensor | None = None,
+                 labels_b: torch.Tensor | None = None, crop: int | None = None, flip: bool = False,
+                 serial: bool = False) -> None:
+        for name, x in (("A", a), ("B", b)):
+            if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[0] == 0:
+                raise ValueError(f"UnpairedImages wants a non-empty uint8 (N, C, H, W) tensor for domain {name}")
+        self.a, self.b, self.labels_a, self.labels_b = a, b, labels_a, labels_b
+        self.crop, self.flip, self.serial = crop, flip, serial
+
+    def __len__(self) -> int:
+        return max(self.a.shape[0], self.b.shape[0])
+
+    def to(self, device: torch.device) -> "UnpairedImages":
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return UnpairedImages(self.a.to(device), self.b.to(device), mv(self.labels_a), mv(self.labels_b),
+                              self.crop, self.flip, self.serial)
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        if self.crop is not None and (x.shape[-1] != self.crop or x.shape[-2] != self.crop):
+            if gen is None:  # evaluation: the centre crop
+                top, left = (x.shape[-2] - self.crop) // 2, (x.shape[-1] - self.crop) // 2
+                x = x[..., top : top + self.crop, left : left + self.crop]
+            else:
+                x = _random_crop(x, self.crop, gen)
+        if self.flip and gen is not None:
+            x = _random_flip(x, gen)
+        return x
+
+    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        index = index.to(self.a.device)
+        ia = index % self.a.shape[0]
+        if self.serial or gen is None:
+            ib = index % self.b.shape[0]
+        else:
+            ib = torch.randint(0, self.b.shape[0], (index.numel(),), generator=gen).to(self.b.device)
+        a = self.a.index_select(0, ia)
+        b = self.b.index_select(0, ib)
+        # A's crop and flip draws come first, then B's: a fixed order keeps batches reproducible.
+        return {"A": _to_float(self._augment(a, gen)), "B": _to_float(self._augment(b, gen))}
+
+    def domain(self, name: str) -> InMemoryImages:
+        """One side, centre-cropped to the training size, for evaluation and translation."""
+        images, labels = (self.a, self.labels_a) if name == "A" else (self.b, self.labels_b)
+        return InMemoryImages(self._augment(images, None).contiguous(), labels, flip=False)
+
+
+# ---------------------------------------------------------------------------------------------- digits
+def negative(x: torch.Tensor) -> torch.Tensor:
+    """Domain B of digits2negative: 1 - x for x in [0, 1]."""
+    return 1.0 - x
+
+
+def edges(x: torch.Tensor) -> torch.Tensor:
+    """Domain B of digits2edges: a 3x3 dilation minus the digit (x in [0, 1]), i.e. its outer outline."""
+    return F.max_pool2d(x, 3, stride=1, padding=1) - x
+
+
+class _DigitsUnpaired(DataSource):
+    """Digits (32 px, grey) with domain A = the digit and domain B = `transform(digit)`.
+
+    Train: the digits train split is cut into two disjoint halves (fixed, stratified by class), A from one and
+    B from the other, so no training pair exists. Test: every test digit in both domains (A and its exact
+    B counterpart), which lets metrics check classes and measure the distance to the true translation.
+    """
+
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    dataset_name: str
+
+    @dataclass
+    class Config:
+        name: str = "digits2negative"
+        root: Optional[str] = None  # unused: the digits ship with scikit-learn
+        download: bool = False
+        image_size: int = 32
+        channels: int = 1
+        batch_size: int = 1
+        num_workers: int = 0
+        flip: bool = False  # mirrored digits are not digits
+
+    def __init__(self, cfg, seed: int = 0) -> None:
+        super().__init__(cfg, seed)
+        if cfg.channels != 1:
+            raise GantrainError(f"data={cfg.name} is grey: set data.channels=1 (got {cfg.channels})")
+        images, labels = digits_uint8(cfg.image_size)
+        split = digits_split_indices()
+        train = torch.tensor(split["train"])
+        half_a, half_b = self._halves(labels[train])
+        ia, ib = train[half_a], train[half_b]
+        test = torch.tensor(split["test"])
+        to_b = type(self).to_domain_b
+        self._splits = {
+            "train": UnpairedImages(images[ia], to_b(images[ib]), labels[ia], labels[ib], flip=cfg.flip),
+            "test": UnpairedImages(images[test], to_b(images[test]), labels[test], labels[test]),
+        }
+
+    @staticmethod
+    def _halves(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions of two disjoint halves, each with every class in equal share (fixed seed)."""
+        gen = torch.Generator().manual_seed(0)
+        first, second = [], []
+        for c in labels.unique().tolist():
+            pos = (labels == c).nonzero().flatten()
+            pos = pos[torch.randperm(len(pos), generator=gen)]
+            first.append(pos[: len(pos) // 2])
+            second.append(pos[len(pos) // 2 :])
+        return torch.cat(first).sort().values, torch.cat(second).sort().values
+
+    @classmethod
+    def to_domain_b(cls, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0
+        return (cls.transform(x) * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+    @property
+    def info(self) -> DataInfo:
+        train = self._splits["train"]
+        return DataInfo(
+            name=self.cfg.name, channels=1, image_size=self.cfg.image_size, num_classes=10,
+            class_names=[str(i) for i in range(10)],
+            class_counts=torch.bincount(train.labels_a, minlength=10).tolist(),
+            extra={"domains": ["A", "B"], "channels_A": 1, "channels_B": 1, "paired_test": True,
+                   "size_A": train.a.shape[0], "size_B": train.b.shape[0]},
+        )
+
+    def split(self, name: str) -> UnpairedImages:
+        if name not in self._splits:
+            raise GantrainError(f"data={self.cfg.name} has splits train and test, not {name!r}")
+        return self._splits[name]
+
+
+class Digits2Negative(_DigitsUnpaired):
+    """`data=digits2negative`: digit <-> its photographic negative (white digit on black <-> black on white)."""
+
+    transform = staticmethod(negative)
+
+
+class Digits2Edges(_DigitsUnpaired):
+    """`data=digits2edges`: digit <-> its outline (dilation minus digit)."""
+
+    transform = staticmethod(edges)
+
+
+# ---------------------------------------------------------------------------------------------- folders
+def list_domain(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted; extensions in either case."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+
+
+def open_image(path: Path, channels: int) -> Image.Image:
+    """Decode any common mode (grey, RGBA, palette, 16-bit, CMYK) to 8-bit 'L' or 'RGB'."""
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            top = 65535.0 if im.mode != "I" or arr.max() > 255 else 255.0
+            im = Image.fromarray((arr / top * 255.0).round().clip(0, 255).astype(np.uint8), mode="L")
+        elif im.mode == "F":
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray((arr.clip(0, 1) * 255.0).round().astype(np.uint8), mode="L")
+        elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im)
+        return im.convert("L" if channels == 1 else "RGB")
+
+
+def _round4(v: int) -> int:
+    return max(4, int(round(v / 4)) * 4)
+
+
+def preprocess_image(im: Image.Image, preprocess: str, load_size: int, crop_size: int) -> Image.Image:
+    """The deterministic part of the reference's transforms (resizes); random crops happen per batch."""
+    if preprocess == "resize_and_crop":
+        im = im.resize((load_size, load_size), Image.BICUBIC)
+    elif preprocess in ("scale_width", "scale_width_and_crop"):
+        w, h = im.size
+        if not (w == load_size and h >= crop_size):
+            h = max(int(load_size * h / w), crop_size)
+            im = im.resize((load_size, h), Image.BICUBIC)
+    if preprocess in ("none", "scale_width"):
+        w, h = im.size
+        if (w % 4, h % 4) != (0, 0):
+            im = im.resize((_round4(w), _round4(h)), Image.BICUBIC)
+    return im
+
+
+def decode_domain(paths: list[Path], channels: int, preprocess: str, load_size: int, crop_size: int,
+                  where: str, workers: int = 8) -> torch.Tensor:
+    """Decode and preprocess every file in threads into one uint8 tensor; unreadable files are skipped."""
+
+    def one(path: Path) -> np.ndarray | None:
+        try:
+            im = preprocess_image(open_image(path, channels), preprocess, load_size, crop_size)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            log.warning("skipping unreadable image %s (%s)", path, exc)
+            return None
+        arr = np.asarray(im, dtype=np.uint8)
+        return arr[:, :, None] if arr.ndim == 2 else arr
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = [a for a in pool.map(one, paths) if a is not None]
+    if not arrays:
+        raise GantrainError(f"{where}: none of its {len(paths)} image(s) could be read; check the files")
+    if len(arrays) < len(paths):
+        log.warning("%s: skipped %d unreadable image(s) of %d", where, len(paths) - len(arrays), len(paths))
+    sizes = {a.shape[:2] for a in arrays}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:3])
+        raise GantrainError(
+            f"{where}: images have different sizes after data.preprocess={preprocess} ({shown}, ...); "
+            f"use data.preprocess=resize_and_crop to bring them to one size"
+        )
+    h, w = next(iter(sizes))
+    if preprocess in ("resize_and_crop", "crop", "scale_width_and_crop") and (h < crop_size or w < crop_size):
+        raise GantrainError(f"{where}: images are {w}x{h}, smaller than data.crop_size={crop_size}; lower data.crop_size")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+class UnpairedFolder(DataSource):
+    """`data=unpaired_folder data.root=DIR`: DIR/trainA, trainB, testA, testB; also the CycleGAN datasets by name.
+
+    With `dataset` set (e.g. horse2zebra) and `download=true`, a missing `root/<dataset>` is fetched from the
+    CycleGAN server. Images are decoded once (after the deterministic resize of `preprocess`) and held in
+    memory as uint8; training crops `crop_size` at random and flips when `flip=true`. At test time the
+    reference loads at crop_size (load = crop), so test images are resized to crop_size, never randomly cropped.
+    """
+
+    @dataclass
+    class Config:
+        name: str = "unpaired_folder"
+        root: Optional[str] = None
+        dataset: Optional[str] = None  # a CycleGAN dataset name: its folder is root/<dataset>
+        download: bool = False
+        load_size: int = 286
+        crop_size: int = 256
+        preprocess: str = "resize_and_crop"  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
+        flip: bool = True
+        channels: int = 3
+        batch_size: int = 1
+        num_workers: int = 0
+        max_dataset_size: Optional[int] = None  # cap on each side (null: all)
+        serial_batches: bool = False  # true: B[i mod |B|] instead of a random B
+
+    def __init__(self, cfg, seed: int = 0) -> None:
+        super().__init__(cfg, seed)
+        if cfg.preprocess not in PREPROCESS:
+            raise GantrainError(f"data.preprocess={cfg.preprocess} is not valid; choose one of: {', '.join(PREPROCESS)}")
+        if cfg.channels not in (1, 3):
+            raise GantrainError(f"data.channels must be 1 or 3, got {cfg.channels}")
+        if cfg.crop_size > cfg.load_size and cfg.preprocess in ("resize_and_crop", "scale_width_and_crop"):
+            raise GantrainError(f"data.crop_size={cfg.crop_size} exceeds data.load_size={cfg.load_size}; lower crop_size or raise load_size")
+        self.folder = self._locate(cfg)
+        self._sources: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._splits: dict[str, UnpairedImages] = {}
+
+    @staticmethod
+    def _locate(cfg) -> Path:
+        if not cfg.root:
+            raise GantrainError("data.root is not set; pass data.root=/path/to/folder holding trainA/ trainB/ testA/ testB/")
+        root = Path(cfg.root).expanduser()
+        if cfg.dataset is None:
+            folder = root
+        else:
+            if cfg.dataset not in CYCLEGAN_DATASETS:
+                raise GantrainError(f"unknown CycleGAN dataset {cfg.dataset!r}; choose one of: {', '.join(CYCLEGAN_DATASETS)}")
+            folder = root / cfg.dataset
+            if not folder.is_dir():
+                url = CYCLEGAN_URL.format(name=cfg.dataset)
+                if not cfg.download:
+                    raise GantrainError(
+                        f"{folder} does not exist; run with data.download=true to fetch {url}, or unpack it there by hand "
+                        f"(with {', '.join(LAYOUT)} inside)"
+                    )
+                download_and_extract(url, root, folder_name=cfg.dataset, expect=("trainA", "trainB"))
+        if not folder.is_dir():
+            raise GantrainError(f"data.root={folder} is not a folder; it must hold {', '.join(LAYOUT)}")
+        for sub in ("trainA", "trainB"):
+            if not (folder / sub).is_dir():
+                raise GantrainError(f"{folder} has no {sub}/ folder; an unpaired dataset needs {', '.join(LAYOUT)}")
+        return folder
+
+    def _domain(self, phase: str, side: str) -> torch.Tensor:
+        cfg = self.cfg
+        sub = self.folder / f"{phase}{side}"
+        if phase == "test" and not sub.is_dir():
+            sub = self.folder / f"train{side}"
+            log.warning("%s has no test%s/; evaluating on train%s", self.folder, side, side)
+        paths = list_domain(sub)
+        if not paths:
+            raise GantrainError(f"{sub} holds no images ({', '.join(sorted(EXTENSIONS))}); add images or fix data.root")
+        if cfg.max_dataset_size is not None:
+            paths = paths[: cfg.max_dataset_size]
+        if phase == "train":
+            return decode_domain(paths, cfg.channels, cfg.preprocess, cfg.load_size, cfg.crop_size, str(sub))
+        # test: load = crop, no flip (the reference's test options)
+        test_pre = "resize_and_crop" if cfg.preprocess == "resize_and_crop" else cfg.preprocess
+        return decode_domain(paths, cfg.channels, test_pre, cfg.crop_size, cfg.crop_size, str(sub))
+
+    def split(self, name: str) -> UnpairedImages:
+        if name not in ("train", "test"):
+            raise GantrainError(f"an unpaired folder has splits train and test, not {name!r}")
+        if name not in self._splits:
+            a, b = self._domain(name, "A"), self._domain(name, "B")
+            crops = self.cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+            self._splits[name] = UnpairedImages(
+                a, b, crop=self.cfg.crop_size if crops else None,
+                flip=self.cfg.flip and name == "train", serial=self.cfg.serial_batches,
+            )
+        return self._splits[name]
+
+    @property
+    def info(self) -> DataInfo:
+        train = self.split("train")
+        crops = self.cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+        size = self.cfg.crop_size if crops else int(train.a.shape[-1])
+        return DataInfo(
+            name=self.cfg.name, channels=self.cfg.channels, image_size=size,
+            extra={"domains": ["A", "B"], "channels_A": self.cfg.channels, "channels_B": self.cfg.channels,
+                   "paired_test": False, "size_A": int(train.a.shape[0]), "size_B": int(train.b.shape[0]),
+                   "folder": str(self.folder)},
+        )
