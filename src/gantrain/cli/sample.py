@@ -40,6 +40,21 @@ def sample(model, nets, num: int, seed: int, batch_size: int) -> torch.Tensor:
     return torch.cat(chunks)
 
 
+@torch.no_grad()
+def write_outputs(model, nets, args: argparse.Namespace, out: Path) -> None:
+    """Families whose `sample_outputs` returns named images per input write one folder per name."""
+    gen = torch.Generator().manual_seed(args.seed)
+    done = 0
+    while done < args.num:
+        k = min(args.batch_size, args.num - done)
+        for name, images in model.sample_outputs(model.fixed_inputs(k, gen), nets).items():
+            (out / name).mkdir(exist_ok=True)
+            for i, img in enumerate(images.float().cpu()):
+                save_png(img, out / name / f"{done + i:05d}.png")
+        done += k
+    print(f"wrote {args.num} image sets to {out}")
+
+
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -47,9 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.num < 1:
         raise GantrainError(f"--num must be at least 1, got {args.num}")
     model, nets, _, _ = load_trained(args.run, args.device, prefer_ema=not args.no_ema)
-    images = sample(model, nets, args.num, args.seed, args.batch_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "sample_outputs"):  # several images per input (CoGAN pairs): DIR/<name>/00000.png
+        write_outputs(model, nets, args, out)
+        return
+    images = sample(model, nets, args.num, args.seed, args.batch_size)
     for i, img in enumerate(images):
         save_png(img, out / f"{i:05d}.png")
     if args.grid:

@@ -6,7 +6,7 @@ pushes D(G(z), z) towards "real". Users often think E "never trains" because it 
 loss: its only signal is this inverted-label term, and at the optimum E inverts G.
 
 Paper defaults (MNIST): z 50-d uniform on [-1, 1], MLPs of 1024 units, Adam 2e-4 / beta1 0.5, batch 128
-(weight decay 2.5e-5 and an exponential LR decay to 0.01x are optimiser settings: see experiment=bigan_digits).
+(weight decay 2.5e-5 and the exponential LR decay to 0.01x come from configs/recipe/bigan.yaml).
 `encoder: stochastic` gives ALI's reparameterised encoder; `d_dropout: 0.2` ALI's dropout in D.
 """
 
