@@ -108,6 +108,9 @@ def test_optimize_inverts_a_known_generator_and_keeps_z_on_the_prior():
     assert z.shape == (6, 4) and z.abs().max() <= 1
     assert per_image_mse(G(z), x).max() < 1e-3
     assert all(p.requires_grad for p in G.parameters())  # G is left as it was
+    pooled = InversionSettings(steps=150, lr=0.05, restarts=2, feature_weight=1.0)  # plus a feature (perceptual) term
+    z = invert(latent, x, "optimize", pooled, gen, features=lambda img: F.avg_pool2d(img, 2).flatten(1))
+    assert per_image_mse(G(z), x).max() < 1e-3
     far = invert(latent, torch.ones(2, 1, 8, 8), "optimize", InversionSettings(steps=30, lr=0.5, restarts=2), gen)
     assert far.abs().max() <= 1  # the clipped prior holds even when the target pulls z out
 
