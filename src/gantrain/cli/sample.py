@@ -108,6 +108,21 @@ def sample_classes(model, nets, labels: list[int], per_class: int, seed: int, ba
     return torch.cat(chunks)
 
 
+@torch.no_grad()
+def write_outputs(model, nets, num: int, seed: int, batch_size: int, out: Path) -> None:
+    """Families whose `sample_outputs` returns named images per input (CoGAN pairs) write one folder per name."""
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < num:
+        k = min(batch_size, num - done)
+        for name, images in model.sample_outputs(model.fixed_inputs(k, gen), nets).items():
+            (out / name).mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(images.float().cpu()):
+                save_png(img, out / name / f"{done + i:05d}.png")
+        done += k
+    print(f"wrote {num} image sets to {out}")
+
+
 def write_grid(images: torch.Tensor, nrow: int, path: Path) -> None:
     save_image(make_grid(images.add(1).div(2).clamp(0, 1), nrow=max(nrow, 1), padding=2), path)
 
@@ -129,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         num = DEFAULT_NUM if args.num is None else args.num
         if num < 1:
             raise GantrainError(f"--num must be at least 1, got {num}")
+        if hasattr(model, "sample_outputs"):  # several images per input (CoGAN pairs): DIR/<name>/00000.png
+            write_outputs(model, nets, num, args.seed, args.batch_size, out)
+            return
         images = sample(model, nets, num, args.seed, args.batch_size)
         out.mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(images):

@@ -11,6 +11,7 @@ from gantrain.data.base import DataInfo, DataSource, InMemoryImages
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
+from gantrain.metrics.latent import LATENT_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class ClassifierMetrics:
 from gantrain.metrics.translation import TranslationMetrics  # noqa: E402
 
 METRICS: dict[str, Callable[..., Any]] = {"classifier": ClassifierMetrics, "translation": TranslationMetrics}
+METRICS.update(LATENT_METRICS)
 
 
 class Evaluator:
@@ -97,6 +99,8 @@ class Evaluator:
         if on_samples:
             fake, labels = self.generate(model, nets, self.cfg.eval.num_samples)
             for metric in on_samples:
+                if hasattr(metric, "bind"):  # metrics that read the model itself (e.g. its encoder)
+                    metric.bind(model, nets)
                 results.update(metric(fake, labels))
         for metric in self.metrics:  # metrics that drive the model themselves (e.g. translation)
             if getattr(metric, "needs_model", False):
