@@ -1,6 +1,7 @@
 """`gantrain-sample RUN_DIR_OR_CHECKPOINT --num N --out DIR [--seed S] [--grid]`: PNGs from a trained generator.
 
-Uses the EMA generator when the run kept one. The same seed gives the same images.
+Uses the EMA generator when the run kept one. The same seed gives the same images. Text-to-image runs also take
+`--text`, `--captions-file` and `--interpolate` (see `gantrain.cli.sample_text`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ def sample(model, nets, num: int, seed: int, batch_size: int) -> torch.Tensor:
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    from gantrain.cli import sample_text
+
+    if sample_text.wants_text(sys.argv[1:] if argv is None else argv):
+        return sample_text.main(argv)
     args = parse_args(argv)
     setup_logging()
     if args.num < 1:

@@ -60,7 +60,13 @@ class ClassifierMetrics:
         return out
 
 
-METRICS: dict[str, Callable[..., Any]] = {"classifier": ClassifierMetrics}
+def _text2image(*args: Any) -> Any:
+    from gantrain.metrics.text2image import TextToImageMetrics
+
+    return TextToImageMetrics(*args)
+
+
+METRICS: dict[str, Callable[..., Any]] = {"classifier": ClassifierMetrics, "text2image": _text2image}
 
 
 class Evaluator:

@@ -51,6 +51,9 @@ class GANModel(ABC):
         if runtime.channels_last:
             self.nets.to(memory_format=torch.channels_last)
 
+    def prepare(self, data: Any, run_dir: Any = None) -> None:
+        """Work that needs the dataset before training (e.g. pretraining a frozen encoder); nothing by default."""
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Which parameters each optimiser updates; the default is one optimiser per net."""
         return {name: list(net.parameters()) for name, net in self.nets.items()}
