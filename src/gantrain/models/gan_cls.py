@@ -59,7 +59,7 @@ class GANCLS(GANModel):
         text_encoder_path: Optional[str] = None  # sentence_transformer: folder or name; precomputed: file or folder
         text_dim: int = 128  # caption embedding size (must match an external encoder's)
         word_dim: int = 64  # learned encoder: word embeddings and GRU width
-        pretrain_steps: int = 400  # learned encoder: joint image-text pretraining before the GAN
+        pretrain_steps: int = 200  # learned encoder: joint image-text pretraining before the GAN
         pretrain_batch: int = 128
         pretrain_lr: float = 2e-3
         bank_size: int = 1000  # test captions kept for sample grids and evaluation
