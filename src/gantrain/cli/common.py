@@ -53,6 +53,7 @@ def load_trained(target: str, device: str = "auto", prefer_ema: bool = True):
     model = build_model(cfg, info)
     for name, net in model.nets.items():
         net.load_state_dict(ckpt["nets"][name])
+    model.load_extra_state(ckpt.get("extra", {}))
     model.attach(Runtime(dev, "32"))
     model.nets.eval()
     nets = None

@@ -4,7 +4,8 @@ PNGs from a trained generator.
 Unconditional models write `DIR/00000.png ...`. Class-conditional models (cgan, acgan) write ImageFolder layout,
 `DIR/<class name>/00000.png`, so the samples feed straight into other tools; `--grid` writes `DIR/grid.png` with
 one row per class. Uses the EMA generator when the run kept one. The same seed gives the same images, and a
-class's images do not depend on which other classes were asked for.
+class's images do not depend on which other classes were asked for. Text-to-image runs also take
+`--text`, `--captions-file` and `--interpolate` (see `gantrain.cli.sample_text`).
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ def write_grid(images: torch.Tensor, nrow: int, path: Path) -> None:
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    from gantrain.cli import sample_text
+
+    if sample_text.wants_text(sys.argv[1:] if argv is None else argv):
+        return sample_text.main(argv)
+
     from gantrain.models.conditional import ConditionalGANModel
 
     args = parse_args(argv)

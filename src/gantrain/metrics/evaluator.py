@@ -67,7 +67,18 @@ class ClassifierMetrics:
 
 from gantrain.metrics.translation import TranslationMetrics  # noqa: E402
 
-METRICS: dict[str, Callable[..., Any]] = {"classifier": ClassifierMetrics, "translation": TranslationMetrics}
+
+def _text2image(*args: Any) -> Any:
+    from gantrain.metrics.text2image import TextToImageMetrics
+
+    return TextToImageMetrics(*args)
+
+
+METRICS: dict[str, Callable[..., Any]] = {
+    "classifier": ClassifierMetrics,
+    "translation": TranslationMetrics,
+    "text2image": _text2image,
+}
 METRICS.update(LATENT_METRICS)
 
 

@@ -55,6 +55,9 @@ class GANModel(ABC):
         """Called by the trainer once the dataset exists; families that show real inputs in their grids
         (image translation) keep what they need here. The default needs nothing."""
 
+    def prepare(self, data: Any, run_dir: Any = None) -> None:
+        """Work that needs the dataset before training (e.g. pretraining a frozen encoder); nothing by default."""
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Which parameters each optimiser updates; the default is one optimiser per net."""
         return {name: list(net.parameters()) for name, net in self.nets.items()}

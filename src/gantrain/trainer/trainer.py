@@ -83,6 +83,7 @@ class Trainer:
         self.model = build_model(cfg, self.info)
         self.model.bind_data(self.data)
         self.model.attach(self.rt)
+        self.model.prepare(self.data, self.run_dir)
         self.stream = make_batch_stream(
             self.data.split("train"),
             batch_size=cfg.data.batch_size,

@@ -1,0 +1,110 @@
+"""Captioned images in memory: images, several tokenised captions each, and what mismatching pairs need.
+
+Shared by every text-to-image dataset (`shapes`, `cub`, `flowers102`, `captioned_folder`). A batch holds the
+image, one of its captions (picked with the batch generator) and a *mismatching* caption taken from another
+image whose content differs (another class, or other attributes), never a paraphrase of the right one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import torch
+
+from gantrain.data.base import InMemorySplit
+
+PAD, UNK = "<pad>", "<unk>"
+MISMATCH_TRIES = 16
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks, the only text normalisation every encoder shares."""
+    return _WORD.findall(text.lower())
+
+
+def build_vocab(captions: list[str], min_count: int = 1) -> list[str]:
+    """Index 0 is padding and 1 unknown; the rest sorted by frequency then spelling (deterministic)."""
+    counts = Counter(w for c in captions for w in tokenize(c))
+    words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+    return [PAD, UNK, *words]
+
+
+def encode_captions(captions: list[str], vocab: list[str], max_len: int) -> tuple[torch.Tensor, list[str]]:
+    """(len(captions), max_len) int64 token ids (0-padded, truncated) and the words not in `vocab`."""
+    index = {w: i for i, w in enumerate(vocab)}
+    rows: dict[str, list[int]] = {}  # template captions repeat a lot: tokenise each distinct one once
+    unknown: list[str] = []
+    for caption in captions:
+        if caption in rows:
+            continue
+        words = tokenize(caption)[:max_len]
+        unknown += [w for w in words if w not in index and w not in unknown]
+        rows[caption] = [index.get(w, 1) for w in words] + [0] * (max_len - len(words))
+    ids = torch.tensor([rows[c] for c in captions], dtype=torch.long).view(len(captions), max_len)
+    return ids, unknown
+
+
+def decode_tokens(ids: torch.Tensor, vocab: list[str]) -> str:
+    return " ".join(vocab[i] for i in ids.tolist() if i != 0)
+
+
+class CaptionedImages(InMemorySplit):
+    """uint8 images (N, C, H, W), token ids (N, K, L), a content id per image (N,) that decides which captions
+    mismatch, and optional attributes (N, A) for attribute metrics.
+
+    `batch` returns `image`, `tokens` (B, L), `index`, `caption` (which of the K), `wrong_tokens`,
+    `wrong_index`, `wrong_caption`, and `attrs` when there are attributes.
+    """
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, content: torch.Tensor,
+                 attrs: torch.Tensor | None = None, flip: bool = False) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4 or tokens.dim() != 3 or len(tokens) != len(images):
+            raise ValueError("CaptionedImages wants uint8 images (N, C, H, W) and token ids (N, K, L)")
+        self.images, self.tokens, self.content, self.attrs, self.flip = images, tokens, content, attrs, flip
+        if torch.unique(content).numel() < 2:
+            raise ValueError("mismatching captions need images of at least two different contents")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device: torch.device) -> "CaptionedImages":
+        attrs = None if self.attrs is None else self.attrs.to(device)
+        return CaptionedImages(self.images.to(device), self.tokens.to(device), self.content.to(device), attrs, self.flip)
+
+    def mismatching(self, index: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """For each index, another image with a different content id (redrawn up to MISMATCH_TRIES times)."""
+        n = len(self)
+        wrong = torch.randint(n, (index.numel(),), generator=gen).to(index.device)
+        for _ in range(MISMATCH_TRIES):
+            same = self.content[wrong] == self.content[index]
+            if not bool(same.any()):
+                break
+            redraw = torch.randint(n, (index.numel(),), generator=gen).to(index.device)
+            wrong = torch.where(same, redraw, wrong)
+        return wrong
+
+    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        index = index.to(self.images.device)
+        gen = gen if gen is not None else torch.Generator().manual_seed(0)
+        k = self.tokens.shape[1]
+        x = self.images.index_select(0, index).float().div_(127.5).sub_(1.0)
+        if self.flip:
+            flip = (torch.rand(index.numel(), generator=gen) < 0.5).to(x.device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        caption = torch.randint(k, (index.numel(),), generator=gen).to(index.device)
+        wrong = self.mismatching(index, gen)
+        wrong_caption = torch.randint(k, (index.numel(),), generator=gen).to(index.device)
+        out = {
+            "image": x,
+            "tokens": self.tokens[index, caption],
+            "index": index,
+            "caption": caption,
+            "wrong_tokens": self.tokens[wrong, wrong_caption],
+            "wrong_index": wrong,
+            "wrong_caption": wrong_caption,
+        }
+        if self.attrs is not None:
+            out["attrs"] = self.attrs.index_select(0, index)
+        return out

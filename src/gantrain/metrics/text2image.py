@@ -1,0 +1,131 @@
+"""Attribute accuracy of text-to-image samples (`eval.metrics=[text2image]`).
+
+A project-side classifier with one head per attribute (for shapes: colour, shape, size, position) is trained on
+the real training images and cached like the dataset classifiers; it then reads the attributes of images
+generated from test-split captions. Reported: `attr_acc_<name>` per attribute, `attr_acc_all` (every attribute
+right), and `attr_real_acc_<name>` (the classifier on real test images: the ceiling).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.captions import CaptionedImages
+from gantrain.errors import GantrainError
+from gantrain.metrics.classifier import SmallClassifier, _shift, cache_dir
+from gantrain.trainer.checkpoint import save_atomic
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+EPOCHS = 4
+SEED = 0
+
+
+class AttributeClassifier(nn.Module):
+    """A shared conv trunk with one linear head per attribute."""
+
+    def __init__(self, channels: int, sizes: list[int], width: int = 32) -> None:
+        super().__init__()
+        self.trunk = SmallClassifier(channels, 1, width).trunk
+        self.heads = nn.ModuleList(nn.Linear(4 * width, k) for k in sizes)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f = self.trunk(x)
+        return [head(f) for head in self.heads]
+
+
+def _train(train: CaptionedImages, channels: int, sizes: list[int], device: torch.device) -> AttributeClassifier:
+    state = torch.get_rng_state()
+    try:
+        torch.manual_seed(SEED)
+        gen = torch.Generator().manual_seed(SEED)
+        net = AttributeClassifier(channels, sizes).to(device)
+        steps = EPOCHS * max(len(train) // 64, 1)
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+        net.train()
+        for _ in range(steps):
+            idx = torch.randint(len(train), (64,), generator=gen)
+            x = train.images[idx].float().div(127.5).sub(1.0)
+            x, y = _shift(x, gen).to(device), train.attrs[idx].to(device)
+            loss = sum(F.cross_entropy(o, y[:, a]) for a, o in enumerate(net(x)))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        return net.eval()
+    finally:
+        torch.set_rng_state(state)
+
+
+@torch.no_grad()
+def predict(net: AttributeClassifier, images: torch.Tensor, device: torch.device, batch: int = 500) -> torch.Tensor:
+    """(N, A) predicted attribute indices for images in [-1, 1]."""
+    out = [torch.stack([o.argmax(1) for o in net(chunk.to(device).float())], 1).cpu() for chunk in images.split(batch)]
+    return torch.cat(out)
+
+
+def load_or_train(dataset: str, train: CaptionedImages, test: CaptionedImages, names: list[str], sizes: list[int],
+                  channels: int, device: torch.device, folder: str | None = None) -> tuple[AttributeClassifier, dict[str, Any]]:
+    key = {"dataset": dataset, "image_size": train.images.shape[-1], "channels": channels, "attributes": names,
+           "sizes": sizes, "n_train": len(train), "epochs": EPOCHS, "seed": SEED, "version": VERSION}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir(folder) / f"{dataset}-attributes-{digest}.pt"
+    net = AttributeClassifier(channels, sizes)
+    if path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(blob["state_dict"])
+            return net.to(device).eval(), blob["protocol"]
+        except Exception as exc:  # a broken cache file is rebuilt
+            log.warning("attribute classifier cache %s unreadable (%s); retraining", path, exc)
+    log.info("training the %s attribute classifier for metrics (cached at %s)", dataset, path)
+    net = _train(train, channels, sizes, device)
+    pred = predict(net, test.images.float().div(127.5).sub(1.0), device)
+    real_acc = {n: float((pred[:, a] == test.attrs[:, a].cpu()).float().mean()) for a, n in enumerate(names)}
+    protocol = {**key, "test_accuracy": real_acc, "cache_file": str(path)}
+    save_atomic({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "protocol": protocol}, path)
+    return net.eval(), protocol
+
+
+class TextToImageMetrics:
+    name = "text2image"
+
+    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+        self.attributes: dict[str, list[str]] = dict(info.extra.get("attributes", {}))
+        self._net: AttributeClassifier | None = None
+
+    def _setup(self) -> None:
+        train, test = self.data.split("train"), self.data.split(self.cfg.eval.split)
+        if not isinstance(train, CaptionedImages) or train.attrs is None or not isinstance(test, CaptionedImages):
+            raise GantrainError(f"eval.metrics=[text2image] needs a captioned dataset with attributes (data=shapes); "
+                                f"data={self.info.name} has none: use eval=none or other metrics")
+        names = list(self.attributes)
+        self._net, self.protocol = load_or_train(
+            self.info.name, train, test, names, [len(v) for v in self.attributes.values()], self.info.channels,
+            self.device, self.cfg.eval.classifier_cache,
+        )
+
+    def __call__(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+        if self._net is None:
+            self._setup()
+        if labels is None or labels.dim() != 2:
+            raise GantrainError("eval.metrics=[text2image] needs a text-to-image model whose samples carry caption attributes (model=gan_cls)")
+        pred = predict(self._net, fake, self.device)
+        right = pred == labels.cpu()
+        out: dict[str, float] = {}
+        for a, name in enumerate(self.attributes):
+            out[f"attr_acc_{name}"] = float(right[:, a].float().mean())
+            out[f"attr_real_acc_{name}"] = float(self.protocol["test_accuracy"][name])
+        out["attr_acc_all"] = float(right.all(1).float().mean())
+        return out

@@ -1,0 +1,214 @@
+"""Text-to-image: the shapes data, mismatching pairs, the GAN-CLS losses, encoders, captioned folders, CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+import threading
+import types
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from PIL import Image
+
+from conftest import compose_cfg, run_cli
+from gantrain.data.captioned_sets import CaptionedFolder, fetch_archive
+from gantrain.data.captions import decode_tokens, encode_captions
+from gantrain.data.shapes import ATTRIBUTES, Shapes
+from gantrain.errors import GantrainError
+from gantrain.models.gan_cls import GANCLS
+from gantrain.trainer.runtime import Runtime
+
+SMALL_SHAPES = ["data.num_train=96", "data.num_test=24", "data.image_size=16", "data.batch_size=8"]
+TINY_CLS = [
+    "model=gan_cls", "data=shapes", *SMALL_SHAPES, "model.ngf=8", "model.ndf=8", "model.pretrain_steps=2",
+    "model.pretrain_batch=16", "model.text_dim=16", "model.proj_dim=8", "model.word_dim=8", "model.bank_size=16",
+    "trainer.max_steps=3", "trainer.max_epochs=null", "trainer.device=cpu", "trainer.progress_bar=false",
+    "trainer.sample_every=0", "trainer.ckpt_every=0", "logger.tensorboard=false",
+]
+
+
+def shapes(tmp_path, **kw) -> Shapes:
+    cfg = OmegaConf.structured(Shapes.Config(num_train=96, num_test=24, image_size=16, root=str(tmp_path / "c"), **kw))
+    return Shapes(cfg)
+
+
+def test_shapes_deterministic_cached_and_captions_describe_attributes(tmp_path):
+    a = shapes(tmp_path)
+    b = shapes(tmp_path)  # from the cache
+    c = Shapes(OmegaConf.structured(Shapes.Config(num_train=96, num_test=24, image_size=16, root=str(tmp_path / "other"))))
+    tr = a.split("train")
+    assert tr.images.shape == (96, 3, 16, 16) and tr.tokens.shape == (96, 5, 16) and len(a.split("test")) == 24
+    assert torch.equal(tr.images, b.split("train").images) and torch.equal(tr.tokens, c.split("train").tokens)
+    vocab = a.info.extra["vocab"]
+    for word in ["red", "green", "blue", "yellow", "magenta", "cyan", "white", "circle", "square", "triangle",
+                 "small", "large", "top", "bottom", "left", "right", "center"]:
+        assert word in vocab
+    colours = ATTRIBUTES["colour"]
+    for i in range(10):  # every caption names the colour; the colour is the image's dominant one
+        colour = colours[int(tr.attrs[i, 0])]
+        assert all(colour in decode_tokens(t, vocab).split() for t in tr.tokens[i])
+    assert len({decode_tokens(t, vocab) for t in tr.tokens[:, :].reshape(-1, 16)}) > 100  # templates and synonyms
+
+
+def test_mismatching_captions_come_from_other_content(tmp_path):
+    tr = shapes(tmp_path).split("train")
+    batch = tr.batch(torch.arange(32), torch.Generator().manual_seed(3))
+    assert set(batch) >= {"image", "tokens", "wrong_tokens", "attrs", "index", "caption", "wrong_index"}
+    assert (tr.content[batch["wrong_index"]] != tr.content[batch["index"]]).all()
+    again = tr.batch(torch.arange(32), torch.Generator().manual_seed(3))
+    assert torch.equal(batch["wrong_tokens"], again["wrong_tokens"])  # randomness only from the batch generator
+
+
+def make_model(tmp_path, **over) -> tuple[GANCLS, Shapes]:
+    data = shapes(tmp_path)
+    cfg = compose_cfg(TINY_CLS + [f"model.{k}={v}" for k, v in over.items()])
+    from gantrain.config.schema import validate_config
+
+    cfg = validate_config(cfg)
+    model = GANCLS(cfg.model, data.info)
+    model.configure_optimizers(lambda name, params: torch.optim.Adam(params, lr=1e-4))
+    model.prepare(data, tmp_path / "run")
+    return model, data
+
+
+def test_discriminator_loss_has_three_terms_and_interpolation_reaches_only_g(tmp_path):
+    model, data = make_model(tmp_path, interpolate="true")
+    calls = []
+    D = model.nets["D"]
+    forward = D.forward
+    D.forward = lambda x, h: calls.append((x.shape[0], next(D.parameters()).requires_grad)) or forward(x, h)
+    batch = data.split("train").batch(torch.arange(8), torch.Generator().manual_seed(0))
+    out = model.train_step(batch, 0)
+    assert torch.allclose(out["D"], out["D_real"] + 0.5 * (out["D_wrong"] + out["D_fake"]))
+    assert calls == [(8, True), (8, True), (8, True), (8, False), (4, False)]  # D: real, fake, wrong; G: fake, interpolated
+    # by hand: D returns fixed logits per pair kind (real+right caption 2, generated -1, real+wrong caption 0.5)
+    scores = iter([2.0, -1.0, 0.5, -1.0, -1.0])
+    D.forward = lambda x, h: torch.full((x.shape[0],), next(scores)) + 0 * (x.sum() + sum(p.sum() for p in D.parameters()))
+    out = model.train_step(batch, 1)
+    bce = lambda s, y: F.binary_cross_entropy_with_logits(torch.tensor(s), torch.tensor(y))
+    assert torch.allclose(out["D"], bce(2.0, 1.0) + 0.5 * (bce(0.5, 0.0) + bce(-1.0, 0.0)))
+    assert torch.allclose(out["G"], bce(-1.0, 1.0)) and torch.allclose(out["score_wrong"], torch.sigmoid(torch.tensor(0.5)))
+    base, _ = make_model(tmp_path, matching_aware="false")
+    out = base.train_step(batch, 0)
+    assert "D_wrong" not in out and torch.allclose(out["D"], out["D_real"] + out["D_fake"])
+
+
+def test_learned_encoder_is_pretrained_once_frozen_and_cached_in_the_run(tmp_path):
+    model, data = make_model(tmp_path)
+    T = model.nets["T"]
+    assert (tmp_path / "run" / "text_encoder.pt").is_file()
+    assert not any(p.requires_grad for p in T.parameters())
+    assert set(model.optimizer_groups()) == {"G", "D"}
+    again, _ = make_model(tmp_path)  # reloaded from the run, identical
+    assert all(torch.equal(a, b) for a, b in zip(T.state_dict().values(), again.nets["T"].state_dict().values()))
+    emb, unknown = model.embed_texts(["a small red circle at the top left", "a blorp square"])
+    assert emb.shape == (2, 16) and unknown == ["blorp"]
+    inputs = model.fixed_inputs(5, torch.Generator().manual_seed(0))
+    assert inputs["label"].shape == (5, 4) and model.generate(inputs).shape == (5, 3, 16, 16)
+    grid = model.sample_grids(inputs)["captions"]
+    assert grid.shape[0] == 1 and grid.shape[-1] > 16 * 5
+
+
+def test_precomputed_and_sentence_transformer_encoders(tmp_path, monkeypatch):
+    data = shapes(tmp_path)
+    tables = {"train": torch.randn(96, 5, 12), "test": torch.randn(24, 5, 12)}
+    torch.save(tables, tmp_path / "emb.pt")
+    model, _ = make_model(tmp_path, text_encoder="precomputed", text_encoder_path=str(tmp_path / "emb.pt"), text_dim=12)
+    assert "T" not in model.nets
+    batch = data.split("train").batch(torch.arange(4), torch.Generator().manual_seed(0))
+    assert torch.equal(model._embed_batch(batch), tables["train"][batch["index"], batch["caption"]])
+    with pytest.raises(GantrainError, match="cannot embed new captions"):
+        model.embed_texts(["a red circle"])
+    with pytest.raises(GantrainError, match="model.text_dim=12"):
+        make_model(tmp_path, text_encoder="precomputed", text_encoder_path=str(tmp_path / "emb.pt"), text_dim=16)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(GantrainError, match=r"gantrain\[text\]"):
+        make_model(tmp_path, text_encoder="sentence_transformer", text_encoder_path="local-model")
+
+    class FakeST:
+        def __init__(self, name, device=None):
+            self.name = name
+
+        def encode(self, texts, **kw):
+            return torch.stack([torch.full((6,), float(len(t))) for t in texts]).numpy()
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", types.SimpleNamespace(SentenceTransformer=FakeST))
+    model, _ = make_model(tmp_path, text_encoder="sentence_transformer", text_encoder_path="local-model", text_dim=6)
+    emb, unknown = model.embed_texts(["abc"])
+    assert emb.tolist() == [[3.0] * 6] and unknown == []
+
+
+def write_folder(root: Path) -> None:
+    for cls, colour in (("reds", (255, 0, 0)), ("blues", (0, 0, 255))):
+        (root / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (20, 24), colour).save(root / cls / f"{i}.png")
+            (root / cls / f"{i}.txt").write_text(f"a {cls[:-1]} picture\nplain {cls[:-1]} number {i}\n")
+
+
+def test_captioned_folder_and_missing_releases(tmp_path):
+    write_folder(tmp_path / "imgs")
+    cfg = OmegaConf.structured(CaptionedFolder.Config(root=str(tmp_path / "imgs"), image_size=16, cache=str(tmp_path / "c")))
+    src = CaptionedFolder(cfg)
+    train, test = src.split("train"), src.split("test")
+    assert len(train) == 4 and len(test) == 4 and train.tokens.shape[1] == 5  # the last class is held out
+    assert decode_tokens(train.tokens[0, 0], src.info.extra["vocab"]) == "a blue picture"
+    assert test.content.unique().numel() == 4  # one class in the test split: each image is its own content
+    from gantrain.data.captioned_sets import CUB
+
+    with pytest.raises(GantrainError, match="text_c10"):
+        CUB(OmegaConf.structured(CUB.Config(root=str(tmp_path))))
+    with pytest.raises(GantrainError, match="needs data.root"):
+        CUB(OmegaConf.structured(CUB.Config()))
+
+
+def test_fetch_archive_from_a_local_server(tmp_path):
+    src = tmp_path / "srv"
+    (src / "pack" / "jpg").mkdir(parents=True)
+    (src / "pack" / "jpg" / "a.txt").write_text("hello")
+    with tarfile.open(src / "data.tgz", "w:gz") as tar:
+        tar.add(src / "pack" / "jpg", arcname="jpg")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(src)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fetch_archive(f"http://127.0.0.1:{server.server_port}/data.tgz", tmp_path / "root")
+        assert (tmp_path / "root" / "jpg" / "a.txt").read_text() == "hello"
+        with pytest.raises(GantrainError, match="download it by hand"):
+            fetch_archive(f"http://127.0.0.1:{server.server_port}/missing.tgz", tmp_path / "root")
+    finally:
+        server.shutdown()
+
+
+def test_encode_captions_reports_unknown_words():
+    ids, unknown = encode_captions(["a red zork", "red red"], ["<pad>", "<unk>", "a", "red"], 4)
+    assert ids.tolist() == [[2, 3, 1, 0], [3, 3, 0, 0]] and unknown == ["zork"]
+
+
+def test_cli_train_evaluate_and_sample_from_text(tmp_path):
+    run = tmp_path / "run"
+    res = run_cli(["gantrain", *TINY_CLS, "eval.num_samples=16", "eval.batch_size=8",
+                   f"eval.classifier_cache={tmp_path / 'cls'}", f"data.root={tmp_path / 'data'}", f"hydra.run.dir={run}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    final = {k: v for r in rows for k, v in r.items()}
+    assert {"eval/attr_acc_colour", "eval/attr_acc_position", "loss/score_wrong", "loss/D_wrong"} <= set(final)
+    assert (run / "text_encoder.pt").is_file() and list((run / "samples").glob("captions_*.png"))
+    (tmp_path / "caps.txt").write_text("a large blue square at the bottom\n")
+    out = tmp_path / "out"
+    res = run_cli(["gantrain.cli.sample", str(run), "--text", "a small red circle at the top left", "--text",
+                   "a glorp disc", "--captions-file", str(tmp_path / "caps.txt"), "--num-per-text", "2",
+                   "--interpolate", "a red circle", "a blue square", "--steps", "3", "--out", str(out), "--device", "cpu"], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "glorp" in res.stderr
+    prompts = json.loads((out / "prompts.json").read_text())
+    assert prompts["000-a-small-red-circle-at-the-top-left"] == "a small red circle at the top left"
+    assert (out / "002-a-large-blue-square-at-the-bottom" / "00001.png").is_file() and (out / "interpolation.png").is_file()
+    res = run_cli(["gantrain.cli.sample", str(run), "--num", "3", "--out", str(tmp_path / "plain"), "--device", "cpu"], tmp_path)
+    assert res.returncode == 0 and len(list((tmp_path / "plain").glob("*.png"))) == 3
