@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "checkpoint": str(path),
         "step": ckpt["step"],
+        "best_or_last": {"best": "best", "last": "last"}.get(path.stem, "snapshot"),
+        "run_best": ckpt.get("best"),
         "model": cfg.model.name,
         "data": cfg.data.name,
         "metrics": metrics,
