@@ -181,6 +181,8 @@ def test_unknown_metric_and_backbone_fail_with_choices(tmp_path):
         Evaluator(eval_cfg(tmp_path, metrics=["fdi"]), data, data.info, torch.device("cpu"))
     with pytest.raises(GantrainError, match="unknown eval.backbone 'tiny'"):
         Evaluator(eval_cfg(tmp_path, metrics=["fid"]), data, data.info, torch.device("cpu"))
+    with pytest.raises(GantrainError, match="eval.is_splits=10 needs 1 to eval.num_samples \\(6\\) splits"):
+        Evaluator(eval_cfg(tmp_path, metrics=["is"], backbone="classifier", num_samples=6), data, data.info, torch.device("cpu"))
 
 
 # ------------------------------------------------------------------ Inception weights
@@ -329,3 +331,26 @@ def test_gantrain_eval_without_inception_weights_is_one_line(tiny_cfg, tmp_path,
     with pytest.raises(SystemExit):
         eval_cli.main([str(run), "--metrics", "fid", "backbone=x"])
     assert "overrides must look like eval.KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_inception_backbone_runs_with_a_weights_file(tmp_path, monkeypatch):
+    """The real extractor code path on randomly initialised weights (the true file cannot be downloaded here)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as fe
+
+    monkeypatch.setattr(fe, "load_state_dict_from_url", lambda *a, **k: None)
+    monkeypatch.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+    torch.manual_seed(0)
+    random_net = fe.FeatureExtractorInceptionV3("x", ["2048"])
+    monkeypatch.undo()
+    weights = tmp_path / "w.pth"
+    torch.save(random_net.state_dict(), weights)
+    monkeypatch.setattr(inception, "WEIGHTS_SHA256_PREFIX", inception.sha256_file(weights)[:8])
+    cfg = eval_cfg(tmp_path, metrics=["fid", "is"], backbone="inception", inception_weights=str(weights), num_real=6,
+                   num_samples=6, is_splits=2, resize="bicubic_antialias")
+    data = Digits(cfg.data)
+    ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
+    out = ev(RealImagesModel(data.split("test").batch(torch.arange(20))["image"]), None, 1)
+    assert set(out) == {"fid", "is_mean", "is_std"} and np.isfinite(list(out.values())).all()
+    proto = ev.protocol["metrics"]["fid"]
+    assert proto["resize"] == "bicubic_antialias: 16x16 -> 299x299" and proto["weights_sha256"] == inception.sha256_file(weights)

@@ -185,8 +185,11 @@ class InceptionScore(_FeatureMetric):
 
     def __init__(self, setup: EvalSetup) -> None:
         _need_fidelity()
+        e = setup.cfg.eval
+        if not 1 <= e.is_splits <= e.num_samples:
+            raise GantrainError(f"eval.is_splits={e.is_splits} needs 1 to eval.num_samples ({e.num_samples}) splits; lower eval.is_splits")
         super().__init__(setup)
-        self.protocol.update(is_splits=setup.cfg.eval.is_splits)
+        self.protocol.update(is_splits=e.is_splits)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         mean, std = inception_score(self.fake_features(ctx)["logits"], ctx.cfg.eval.is_splits, ctx.cfg.eval.seed)
