@@ -73,15 +73,23 @@ class LoggerConfig:
 class EvalConfig:
     every: int = 0  # 0: only at the end of training
     at_end: bool = True
-    metrics: list[str] = field(default_factory=list)
-    num_samples: int = 1000
+    metrics: list[str] = field(default_factory=list)  # names in gantrain.metrics.evaluator.METRICS
+    num_samples: int = 1000  # generated images per evaluation
+    num_real: Optional[int] = None  # real reference images (null: the whole eval.split)
     batch_size: int = 250
     monitor: Optional[str] = None  # metric that selects checkpoints/best.pt
     mode: str = "min"  # min | max
     seed: int = 1234
-    split: str = "test"
-    inception_weights: Optional[str] = None
+    split: str = "test"  # reference split for FID/KID and the classifier metrics
+    backbone: str = "inception"  # feature network of fid/kid/is: inception | classifier
+    resize: str = "tf_bilinear"  # to Inception's 299 px: tf_bilinear | bilinear_antialias | bicubic_antialias
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000  # clipped to the smaller of num_real and num_samples (recorded)
+    is_splits: int = 10
+    inception_weights: Optional[str] = None  # weights-inception-2015-12-05-6726825d.pth (null: torch hub cache)
+    inception_download: bool = True  # fetch the weights into the torch hub cache when absent
     classifier_cache: Optional[str] = None  # folder for cached dataset classifiers (null: ~/.cache/gantrain)
+    reference_cache: Optional[str] = None  # folder for cached real-image features (null: ~/.cache/gantrain/reference)
 
 
 FIXED_GROUPS: dict[str, type] = {
@@ -99,6 +107,7 @@ ALLOWED_CHOICES = {
     "optim.name": ("adam", "adamw", "rmsprop", "sgd"),
     "optim.schedule": ("constant", "linear_decay", "cosine", "step", "exponential"),
     "eval.mode": ("min", "max"),
+    "eval.resize": ("tf_bilinear", "bilinear_antialias", "bicubic_antialias"),
 }
 
 

@@ -55,6 +55,12 @@ def protocol_key(dataset: str, image_size: int, channels: int, num_classes: int,
     }
 
 
+def cache_file(dataset: str, key: dict[str, Any], folder: str | None = None) -> Path:
+    """The cache file for a classifier trained under `key` (everything that changes its weights)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir(folder) / f"{dataset}-{digest}.pt"
+
+
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Shifts, blur and pixel noise that keep a digit the same digit.
 
@@ -115,8 +121,7 @@ def load_or_train(dataset: str, train: InMemoryImages, test: InMemoryImages, cha
     if train.labels is None or num_classes < 2:
         raise GantrainError(f"the classifier metrics need a labelled dataset; data={dataset} has no labels")
     key = protocol_key(dataset, train.images.shape[-1], channels, num_classes, len(train))
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir(folder) / f"{dataset}-{digest}.pt"
+    path = cache_file(dataset, key, folder)
     net = SmallClassifier(channels, num_classes)
     if path.is_file():
         try:

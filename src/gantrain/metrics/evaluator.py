@@ -1,97 +1,281 @@
-"""Runs the metrics named in `eval.metrics` on freshly generated samples; the single registry of metrics."""
+"""Every metric gantrain computes, in the single registry `METRICS`, and the `Evaluator` that runs them.
+
+Interface (for family metrics added in their own modules)
+---------------------------------------------------------
+`METRICS` maps the name used in `eval.metrics` to either
+
+* a class, built once per run as `cls(ctx_setup: EvalSetup)` and then called as `metric(ctx: EvalContext)`
+  at every evaluation, or
+* a plain function called as `fn(ctx: EvalContext)`.
+
+Either returns a flat `{key: float}` dict (keys become `eval/<key>` in TensorBoard and metrics.jsonl and are
+what `eval.monitor` and `optimized_metric` name). A class may also set `self.protocol` (a JSON-able dict:
+feature network, weights hash, split, counts, ...), recorded beside the numbers; a function may write into
+`ctx.protocol[name]`. Register from the family's module, e.g. in models/cyclegan.py:
+
+    from gantrain.metrics.evaluator import METRICS
+    METRICS["cycle_l1"] = cycle_l1          # def cycle_l1(ctx: EvalContext) -> dict[str, float]
+
+and make sure the module is imported when the metric is configured (the trainer and gantrain-eval import the
+run's model module before building the Evaluator, so registering at import time of the family is enough).
+
+`EvalContext` gives a metric the model (`ctx.model`), the nets to sample with (`ctx.nets`: the EMA copies or
+None for the live nets), the data source and its info (`ctx.data`, `ctx.info`), the whole config (`ctx.cfg`,
+`ctx.cfg.eval` for the eval settings), the device, the step, a seeded generator, and the generated batch
+(`ctx.fake` in [-1, 1] on the CPU with `ctx.labels` for conditional families: drawn lazily once, from
+`model.fixed_inputs` with `eval.seed`, shared by all metrics). `ctx.backbone(name)` gives a cached feature
+network from metrics/backbones.py and `ctx.reference(name, split)` its cached real-image features, so a
+translation FID can reuse both.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
-from gantrain.metrics.classifier import classify, load_or_train
+from gantrain.metrics.backbones import BACKBONES, Backbone
 from gantrain.metrics.frechet import frechet_distance_features
-from gantrain.metrics.latent import LATENT_METRICS
+from gantrain.metrics.reference import reference_features
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSetup:
+    """What a metric class sees once, when it is built."""
+
+    cfg: Any
+    data: DataSource
+    info: DataInfo
+    device: torch.device
+    evaluator: "Evaluator"
+
+    def backbone(self, name: str) -> Backbone:
+        return self.evaluator.backbone(name)
+
+    def reference(self, backbone: str, split: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return self.evaluator.reference(backbone, split or self.cfg.eval.split)
+
+
+@dataclass
+class EvalContext(EvalSetup):
+    """What a metric sees at each evaluation (see the module docstring)."""
+
+    model: Any = None
+    nets: torch.nn.ModuleDict | None = None
+    step: int = 0
+    protocol: dict[str, Any] = field(default_factory=dict)
+    _fake: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    _features: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from `eval.seed` (+ offset): evaluations are repeatable."""
+        return torch.Generator().manual_seed(self.cfg.eval.seed + offset)
+
+    def _generated(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._fake is None:
+            self._fake = self.evaluator.generate(self.model, self.nets, self.cfg.eval.num_samples)
+        return self._fake
+
+    @property
+    def fake(self) -> torch.Tensor:
+        return self._generated()[0]
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        return self._generated()[1]
+
+
+def _suffix(setup: EvalSetup) -> str:
+    """Keys carry the backbone unless it is the standard Inception (`fid` vs `fid_classifier`)."""
+    name = setup.cfg.eval.backbone
+    return "" if name == "inception" else f"_{name}"
+
+
+class _FeatureMetric:
+    """Shared set-up of FID/KID/IS: the backbone and, where needed, the real features."""
+
+    needs_reference = True
+
+    def __init__(self, setup: EvalSetup) -> None:
+        self.setup = setup
+        self.suffix = _suffix(setup)
+        self.backbone = setup.backbone(setup.cfg.eval.backbone)
+        self.real, ref_key = setup.reference(setup.cfg.eval.backbone) if self.needs_reference else (None, None)
+        self.protocol: dict[str, Any] = {**self.backbone.protocol}
+        if ref_key is not None:
+            self.protocol.update(reference_split=ref_key["split"], num_real=ref_key["n"], reference_cache=ref_key["cache_file"])
+
+    def fake_features(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
+        return ctx.evaluator.fake_features(ctx, self.backbone)
+
+
+def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID by torch-fidelity's implementation (scipy sqrtm on float64 statistics)."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats = [fid_features_to_statistics(f.double()) for f in (real, fake)]
+    return float(fid_statistics_to_metric(stats[0], stats[1], verbose=False)["frechet_inception_distance"])
+
+
+def kid_from_features(real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int, seed: int) -> tuple[float, float, int]:
+    """(mean, std, subset size) of the unbiased cubic-polynomial-kernel MMD^2 over random subsets (torch-fidelity)."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    size = min(subset_size, len(real), len(fake))
+    out = kid_features_to_metric(
+        real.double(), fake.double(), kid_subsets=subsets, kid_subset_size=size, kid_kernel="poly",
+        kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=seed, verbose=False,
+    )
+    return out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"], size
+
+
+def inception_score(logits: torch.Tensor, splits: int, seed: int) -> tuple[float, float]:
+    """(mean, std) over `splits` of exp(E KL(p(y|x) || p(y))) (torch-fidelity; samples shuffled with `seed`)."""
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    out = isc_features_to_metric(logits.double(), splits=splits, shuffle=True, rng_seed=seed)
+    return out["inception_score_mean"], out["inception_score_std"]
+
+
+def _need_fidelity() -> None:
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise GantrainError("fid/kid/is need torch-fidelity: pip install 'gantrain[metrics]'") from None
+
+
+class FID(_FeatureMetric):
+    """Fréchet distance between Gaussians fitted to real (`eval.split`) and generated pool features."""
+
+    def __init__(self, setup: EvalSetup) -> None:
+        _need_fidelity()
+        super().__init__(setup)
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        return {f"fid{self.suffix}": fid_from_features(self.real["pool"], self.fake_features(ctx)["pool"])}
+
+
+class KID(_FeatureMetric):
+    """Kernel distance, mean and std over `eval.kid_subsets` subsets of `eval.kid_subset_size` (unbiased at small N)."""
+
+    def __init__(self, setup: EvalSetup) -> None:
+        _need_fidelity()
+        super().__init__(setup)
+        self.protocol.update(kid_subsets=setup.cfg.eval.kid_subsets, kernel="poly degree 3, gamma 1/d, coef 1")
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        e = ctx.cfg.eval
+        mean, std, size = kid_from_features(self.real["pool"], self.fake_features(ctx)["pool"], e.kid_subsets, e.kid_subset_size, e.seed)
+        self.protocol["kid_subset_size"] = size
+        return {f"kid_mean{self.suffix}": mean, f"kid_std{self.suffix}": std}
+
+
+class InceptionScore(_FeatureMetric):
+    """IS, mean and std over `eval.is_splits` splits of the generated images (no real images involved)."""
+
+    needs_reference = False
+
+    def __init__(self, setup: EvalSetup) -> None:
+        _need_fidelity()
+        e = setup.cfg.eval
+        if not 1 <= e.is_splits <= e.num_samples:
+            raise GantrainError(f"eval.is_splits={e.is_splits} needs 1 to eval.num_samples ({e.num_samples}) splits; lower eval.is_splits")
+        super().__init__(setup)
+        self.protocol.update(is_splits=e.is_splits)
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        mean, std = inception_score(self.fake_features(ctx)["logits"], ctx.cfg.eval.is_splits, ctx.cfg.eval.seed)
+        return {f"is_mean{self.suffix}": mean, f"is_std{self.suffix}": std}
 
 
 class ClassifierMetrics:
     """Class balance of the samples and the Fréchet distance in the dataset classifier's feature space.
 
-    Reported: `cls_fd` (generated vs real test split), `cls_fd_ref` (real train vs real test: the floor to
-    compare against), `cls_fd_ratio`, `classes_present`, `max_class_share`, and for conditional families
-    `cond_accuracy` (share classified as the requested label) and `cond_accuracy_worst_class` (the lowest
-    per-class share, over the classes requested).
+    Reported: `cls_fd` (generated vs real `eval.split`), `cls_fd_ref` (real train vs real `eval.split`: the
+    floor to compare against), `cls_fd_ratio`, `classes_present`, `max_class_share`,
+    `classifier_test_accuracy`, and `cond_accuracy` (share classified as the requested label) for
+    conditional families.
     """
 
-    name = "classifier"
+    def __init__(self, setup: EvalSetup) -> None:
+        self.backbone = setup.backbone("classifier")
+        self.num_classes = setup.info.num_classes
+        self.real, ref_key = setup.reference("classifier")
+        train, _ = setup.reference("classifier", "train")
+        self.fd_ref = frechet_distance_features(train["pool"], self.real["pool"])
+        self.accuracy = self.backbone.protocol["classifier"]["test_accuracy"]
+        self.protocol = {**self.backbone.protocol, "reference_split": ref_key["split"], "num_real": ref_key["n"],
+                         "floor": "cls_fd_ref = real train split vs reference split"}
 
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
-        self.cfg, self.data, self.info, self.device = cfg, data, info, device
-        self._net = None
-
-    def _setup(self) -> None:
-        train, test = self.data.split("train"), self.data.split(self.cfg.eval.split)
-        if not isinstance(train, InMemoryImages) or not isinstance(test, InMemoryImages):
-            raise GantrainError(f"the classifier metric needs an in-memory labelled dataset; data={self.info.name} is not one")
-        self._net, self.protocol = load_or_train(
-            self.info.name, train, test, self.info.channels, self.info.num_classes, self.device, self.cfg.eval.classifier_cache
-        )
-        train_feats, _ = classify(self._net, train.batch(torch.arange(len(train)))["image"], self.device)
-        self.test_feats, _ = classify(self._net, test.batch(torch.arange(len(test)))["image"], self.device)
-        self.fd_ref = frechet_distance_features(train_feats, self.test_feats)
-
-    def __call__(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
-        if self._net is None:
-            self._setup()
-        feats, logits = classify(self._net, fake, self.device)
-        pred = logits.argmax(1)
-        share = torch.bincount(pred, minlength=self.info.num_classes).double() / len(pred)
-        fd = frechet_distance_features(feats, self.test_feats)
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        feats = ctx.evaluator.fake_features(ctx, self.backbone)
+        pred = feats["logits"].argmax(1)
+        share = torch.bincount(pred, minlength=self.num_classes).double() / len(pred)
+        fd = frechet_distance_features(feats["pool"], self.real["pool"])
         out = {
             "cls_fd": fd,
             "cls_fd_ref": self.fd_ref,
             "cls_fd_ratio": fd / max(self.fd_ref, 1e-12),
             "classes_present": int((share > 0).sum()),
             "max_class_share": float(share.max()),
-            "classifier_test_accuracy": self.protocol["test_accuracy"],
+            "classifier_test_accuracy": self.accuracy,
         }
-        if labels is not None:
-            hit = (pred == labels.cpu()).double()
-            out["cond_accuracy"] = float(hit.mean())
-            per_class = [hit[labels.cpu() == c].mean() for c in labels.unique().tolist()]
-            out["cond_accuracy_worst_class"] = float(torch.stack(per_class).min())
+        if ctx.labels is not None:
+            out["cond_accuracy"] = float((pred == ctx.labels.cpu()).double().mean())
         return out
 
 
-from gantrain.metrics.translation import TranslationMetrics  # noqa: E402
-
-
-def _text2image(*args: Any) -> Any:
-    from gantrain.metrics.text2image import TextToImageMetrics
-
-    return TextToImageMetrics(*args)
-
-
-METRICS: dict[str, Callable[..., Any]] = {
+Metric = Callable[..., dict[str, float]]
+METRICS: dict[str, type | Metric] = {
+    "fid": FID,
+    "kid": KID,
+    "is": InceptionScore,
     "classifier": ClassifierMetrics,
-    "translation": TranslationMetrics,
-    "text2image": _text2image,
 }
-METRICS.update(LATENT_METRICS)
 
 
 class Evaluator:
+    """Builds the configured metrics once and runs them on one shared generated batch per evaluation."""
+
     def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
         unknown = [m for m in cfg.eval.metrics if m not in METRICS]
         if unknown:
             raise GantrainError(f"unknown eval.metrics {unknown}; choose from: {', '.join(sorted(METRICS))}")
-        self.cfg, self.device = cfg, device
-        self.metrics = [METRICS[m](cfg, data, info, device) for m in cfg.eval.metrics]
+        if cfg.eval.backbone not in BACKBONES:
+            raise GantrainError(f"unknown eval.backbone {cfg.eval.backbone!r}; choose from: {', '.join(sorted(BACKBONES))}")
+        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+        self._backbones: dict[str, Backbone] = {}
+        self._references: dict[tuple[str, str], tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+        self.setup = EvalSetup(cfg, data, info, device, self)
+        self.metrics: dict[str, Any] = {}
+        for name in cfg.eval.metrics:
+            entry = METRICS[name]
+            self.metrics[name] = entry(self.setup) if isinstance(entry, type) else entry
+        self.protocol: dict[str, Any] = {}
+
+    def backbone(self, name: str) -> Backbone:
+        if name not in self._backbones:
+            if name not in BACKBONES:
+                raise GantrainError(f"unknown backbone {name!r}; choose from: {', '.join(sorted(BACKBONES))}")
+            self._backbones[name] = BACKBONES[name](self.cfg, self.data, self.info, self.device)
+        return self._backbones[name]
+
+    def reference(self, backbone: str, split: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        if (backbone, split) not in self._references:
+            self._references[(backbone, split)] = reference_features(self.cfg, self.data, self.backbone(backbone), split)
+        return self._references[(backbone, split)]
 
     @torch.no_grad()
     def generate(self, model, nets, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`n` images from `model.fixed_inputs` drawn with `eval.seed`: the same inputs at every evaluation."""
         gen = torch.Generator().manual_seed(self.cfg.eval.seed)
         images, labels = [], []
         done = 0
@@ -104,17 +288,43 @@ class Evaluator:
             done += k
         return torch.cat(images), (torch.cat(labels) if labels else None)
 
+    def fake_features(self, ctx: EvalContext, backbone: Backbone) -> dict[str, torch.Tensor]:
+        """Features of `ctx.fake`, computed once per backbone per evaluation (FID and KID share them)."""
+        if backbone.name not in ctx._features:
+            ctx._features[backbone.name] = backbone.features(ctx.fake)
+        return ctx._features[backbone.name]
+
     def __call__(self, model, nets, step: int) -> dict[str, float]:
+        start = time.perf_counter()
+        ctx = EvalContext(self.cfg, self.data, self.info, self.device, self, model=model, nets=nets, step=step)
         results: dict[str, float] = {}
-        on_samples = [m for m in self.metrics if not getattr(m, "needs_model", False)]
-        if on_samples:
-            fake, labels = self.generate(model, nets, self.cfg.eval.num_samples)
-            for metric in on_samples:
-                if hasattr(metric, "bind"):  # metrics that read the model itself (e.g. its encoder)
-                    metric.bind(model, nets)
-                results.update(metric(fake, labels))
-        for metric in self.metrics:  # metrics that drive the model themselves (e.g. translation)
-            if getattr(metric, "needs_model", False):
-                results.update(metric.evaluate(model, nets))
-        log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
+        for name, metric in self.metrics.items():
+            out = metric(ctx)
+            results.update({k: float(v) for k, v in out.items()})
+            if hasattr(metric, "protocol"):
+                ctx.protocol[name] = metric.protocol
+        fake = ctx._fake
+        e = self.cfg.eval
+        self.protocol = {
+            "step": step,
+            "seed": e.seed,
+            "num_fake": 0 if fake is None else int(len(fake[0])),
+            "sampling_nets": "ema" if nets is not None else "live",
+            "library": _library_versions(),
+            "metrics": ctx.protocol,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        log.info("step %d eval (%.1f s): %s", step, self.protocol["seconds"], ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
         return results
+
+
+def _library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"torch": torch.__version__, "numpy": np.__version__}
+    for dist in ("torch-fidelity", "scipy", "gantrain"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return out

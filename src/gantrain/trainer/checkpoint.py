@@ -42,6 +42,16 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """Write `obj` as indented JSON via a temporary file and a rename (readers never see half a file)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def link_atomic(src: Path, dst: Path) -> None:
     """Point `dst` at `src`'s content atomically (hard link, or a copy where links are unsupported)."""
     tmp = dst.with_name(f".{dst.name}.link.tmp")

@@ -225,13 +225,19 @@ class Trainer:
         finally:
             self.model.nets.train()
         metrics = self.dist.broadcast_object(metrics)
-        self.logger.scalars(self.step, {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})
+        scalars = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+        scalars["time/eval_s"] = self.evaluator.protocol["seconds"]
+        self.logger.scalars(self.step, scalars)
+        if self.dist.is_main:  # the protocol behind the numbers just logged (feature net, hashes, counts, seed)
+            ckpt_io.write_json_atomic({"metrics": metrics, "protocol": self.evaluator.protocol}, self.run_dir / "eval_last.json")
         return metrics
 
     def _is_better(self, metrics: dict[str, float]) -> bool:
-        key = self.cfg.eval.monitor
-        if not key or key not in metrics:
+        key = (self.cfg.eval.monitor or "").removeprefix("eval/")
+        if not key or not metrics:
             return False
+        if key not in metrics:
+            raise GantrainError(f"eval.monitor={key} is not among the computed metrics ({', '.join(metrics)}); pick one of them")
         value = float(metrics[key])
         old = self.best.get("value")
         better = old is None or (value < old if self.cfg.eval.mode == "min" else value > old)
@@ -319,7 +325,8 @@ class Trainer:
                     if tcfg.sample_every and self.step % tcfg.sample_every == 0 and not done:
                         self.log_samples()
                     best = False
-                    if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and not done:
+                    at_end = self.cfg.eval.at_end and self.evaluator is not None
+                    if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and not (done and at_end):
                         metrics = self.evaluate()
                         best = self._is_better(metrics)
                     if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0 and not done) or best:
