@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn as nn
 
-from gantrain.data.base import DataInfo
+from gantrain.data.base import DataInfo, DataSource
 from gantrain.losses import make_loss
 from gantrain.trainer.runtime import Runtime
 
@@ -50,6 +50,10 @@ class GANModel(ABC):
         self.nets.to(runtime.device)
         if runtime.channels_last:
             self.nets.to(memory_format=torch.channels_last)
+
+    def bind_data(self, data: DataSource) -> None:
+        """Called by the trainer once the dataset exists; families that show real inputs in their grids
+        (image translation) keep what they need here. The default needs nothing."""
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Which parameters each optimiser updates; the default is one optimiser per net."""
