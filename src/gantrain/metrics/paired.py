@@ -1,0 +1,62 @@
+"""`eval.metrics=[paired]`: paired translation (pix2pix) scored against the true targets of the whole test split.
+
+- `test_L1`: mean |G(x) - y| on [-1, 1] images (the training loss's scale).
+- `test_PSNR`: mean over images of 10 log10(1 / MSE) on [0, 1] images, in dB.
+- With a labelled dataset that names a classifier per side (edges2digits: B is the digits): `class_acc`, the
+  share of translations the project's classifier for the target side (metrics/classifier.py, trained on real
+  target images and cached) reads as the source's class; `class_acc_real` is that classifier's accuracy on
+  the real targets (the ceiling); `cls_fd` the Fréchet distance of translations vs real targets in its features.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gantrain.data.base import DataInfo, DataSource
+from gantrain.errors import GantrainError
+from gantrain.metrics.classifier import classify, load_or_train
+from gantrain.metrics.frechet import frechet_distance_features
+
+
+def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR in dB of [-1, 1] images, measured on [0, 1] (peak 1)."""
+    mse = ((fake.double() - real.double()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
+
+
+class PairedTranslationMetrics:
+    name = "paired"
+    needs_model = True  # the evaluator hands over the model instead of unconditional samples
+
+    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+
+    @torch.no_grad()
+    def evaluate(self, model, nets) -> dict[str, float]:
+        if not hasattr(model, "translate") or not hasattr(model, "direction"):
+            raise GantrainError(f"eval.metrics=[paired] scores paired translation models (model=pix2pix), not model={model.cfg.name}")
+        split = self.data.split(self.cfg.eval.split)
+        if not hasattr(split, "domain"):
+            raise GantrainError(f"eval.metrics=[paired] needs paired data; data={self.info.name} is not")
+        src, dst = model.src, model.dst
+        source, target = split.domain(src), split.domain(dst)
+        x = source.batch(torch.arange(len(source)))["image"]
+        y = target.batch(torch.arange(len(target)))["image"]
+        fake = torch.cat([model.translate(c, model.direction, nets).float().cpu() for c in x.split(self.cfg.eval.batch_size)])
+        out: dict[str, float] = {
+            "test_L1": float((fake - y).abs().mean()),
+            "test_PSNR": float(psnr(fake, y).mean()),
+            "n_test": len(y),
+        }
+        names = getattr(self.data, "classifier_names", None)
+        if names and source.labels is not None and hasattr(self.data, "labelled_domain"):
+            train_dst = self.data.labelled_domain(dst, "train")
+            test_dst = self.data.labelled_domain(dst, "test")
+            net, protocol = load_or_train(names[dst], train_dst, test_dst, self.info.channels, self.info.num_classes,
+                                          self.device, self.cfg.eval.classifier_cache)
+            feats_fake, logits = classify(net, fake, self.device)
+            feats_real, _ = classify(net, y, self.device)
+            out["class_acc"] = float((logits.argmax(1) == source.labels.cpu()).double().mean())
+            out["class_acc_real"] = float(protocol["test_accuracy"])
+            out["cls_fd"] = frechet_distance_features(feats_fake, feats_real)
+        return out

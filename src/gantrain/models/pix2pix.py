@@ -1,0 +1,162 @@
+"""`model=pix2pix`: the image-conditioned GAN of Isola et al. (2017) for paired translation.
+
+G maps the input image to the output (U-Net with batch norm; dropout 0.5 in the decoder is its only noise,
+no z). D is a PatchGAN on the channel-wise concatenation (input, output) against (input, target). Per batch,
+as the reference: G forward; one D step on 0.5 x (GAN(D(A, G(A)) as fake) + GAN(D(A, B) as real)); one G
+step on GAN(D(A, G(A)) as real) + lambda_L1 x |G(A) - B|. No image pool. The input side follows
+`data.direction` (AtoB: A -> B; BtoA: B -> A).
+
+Inference follows the paper by default (`test_mode: train`): dropout stays on and batch norm uses the test
+batch's statistics. The dropout draws come from a fixed seed in a forked RNG, so translations are repeatable
+and training's RNG stream is untouched; running statistics are not updated by translating.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from gantrain.data.base import DataInfo, DataSource
+from gantrain.errors import GantrainError
+from gantrain.losses import make_loss
+from gantrain.models.base import GANModel, requires_grad
+from gantrain.nets.generators import build_generator, size_multiple
+from gantrain.nets.init import init_weights
+from gantrain.nets.patchgan import build_patch_discriminator
+
+GAN_MODES = {"vanilla": "bce", "lsgan": "lsgan"}  # the reference's --gan_mode names -> gantrain.losses
+GRID_IMAGES = 8
+TEST_SEED = 0
+
+
+@contextmanager
+def paper_inference(net: nn.Module, seed: int, device: torch.device) -> Iterator[None]:
+    """Run `net` as in training (dropout on, batch statistics) without changing its state or the global RNG."""
+    was_training = net.training
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        net.train()
+        for m in bns:
+            m.momentum = 0.0  # running = (1 - 0) x running + 0 x batch: unchanged
+        try:
+            yield
+        finally:
+            for m, (momentum, tracked) in zip(bns, saved):
+                m.momentum = momentum
+                if tracked is not None:
+                    m.num_batches_tracked.copy_(tracked)
+            net.train(was_training)
+
+
+class Pix2Pix(GANModel):
+    generator_names = ("G",)
+
+    @dataclass
+    class Config:
+        name: str = "pix2pix"
+        netG: str = "unet_256"  # unet_256 | unet_128 (| unet_<2^k>, resnet_9blocks, resnet_6blocks)
+        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = 3  # netD=n_layers only
+        ngf: int = 64
+        ndf: int = 64
+        norm: str = "batch"  # batch | instance | layer | none
+        dropout: bool = True  # Dropout(0.5) in the U-Net decoder: the paper's noise
+        init_type: str = "normal"
+        init_gain: float = 0.02
+        gan_mode: str = "vanilla"  # vanilla (cross-entropy) | lsgan
+        lambda_L1: float = 100.0
+        test_mode: str = "train"  # train: the paper's inference (dropout on, batch stats) | eval: running stats, no dropout
+
+    def __init__(self, cfg, info: DataInfo) -> None:
+        super().__init__(cfg, info)
+        if cfg.gan_mode not in GAN_MODES:
+            raise GantrainError(f"model.gan_mode={cfg.gan_mode} is not valid; choose one of: {', '.join(GAN_MODES)}")
+        if cfg.test_mode not in ("train", "eval"):
+            raise GantrainError(f"model.test_mode={cfg.test_mode} is not valid; choose train (the paper) or eval")
+        if not info.extra.get("paired"):
+            raise GantrainError(f"model=pix2pix needs paired data (data=edges2digits, aligned_folder, ...), not data={info.name}")
+        self.loss = make_loss(GAN_MODES[cfg.gan_mode])
+        self.direction = str(info.extra.get("direction", "AtoB"))
+        self.src, self.dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
+        self.channels_A = int(info.extra.get("channels_A", info.channels))
+        self.channels_B = int(info.extra.get("channels_B", info.channels))
+        c_in, c_out = (self.channels_A, self.channels_B) if self.src == "A" else (self.channels_B, self.channels_A)
+        self.nets["G"] = build_generator(cfg.netG, c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["D"] = build_patch_discriminator(cfg.netD, c_in + c_out, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
+        multiple = size_multiple(self.nets["G"])
+        if info.image_size % multiple:
+            raise GantrainError(
+                f"model.netG={cfg.netG} needs image sides divisible by {multiple}, but data gives {info.image_size} px; "
+                f"pick netG=unet_{info.image_size} if that is a power of two, or a resnet generator"
+            )
+        self._fixed: dict[str, torch.Tensor] = {}
+
+    def bind_data(self, data: DataSource) -> None:
+        """Keep the first test pairs for the grids (never trained on)."""
+        split = data.split("test")
+        if hasattr(split, "domain"):
+            for side in ("A", "B"):
+                images = split.domain(side)
+                self._fixed[side] = images.batch(torch.arange(min(GRID_IMAGES, len(images))))["image"]
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        G, D, rt, loss = self.nets["G"], self.nets["D"], self.rt, self.loss
+        real_in, real_out = batch[self.src], batch[self.dst]
+        with rt.autocast():
+            fake = G(real_in)
+            d_real, d_fake = loss.d_pair(D(torch.cat([real_in, real_out], 1)), D(torch.cat([real_in, fake.detach()], 1)))
+            loss_D = 0.5 * (d_real + d_fake)
+        self.update("D", loss_D)
+        requires_grad(D, False)
+        with rt.autocast():
+            g_gan = loss.generator(D(torch.cat([real_in, fake], 1)))
+            g_l1 = F.l1_loss(fake.float(), real_out.float())
+            loss_G = g_gan + self.cfg.lambda_L1 * g_l1
+        self.update("G", loss_G)
+        requires_grad(D, True)
+        return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
+
+    # ------------------------------------------------------------------ translation (gantrain-translate, metrics)
+    def size_multiple(self, direction: str) -> int:
+        """What image sides must divide by for `translate` (the U-Net's 2**levels)."""
+        return size_multiple(self.nets["G"])
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        """Images of the input domain in [-1, 1] -> the output domain; only the trained direction exists."""
+        if direction != self.direction:
+            raise GantrainError(
+                f"this pix2pix run learnt {self.direction} only (data.direction={self.direction}); translate with "
+                f"direction {self.direction}, or train another run with data.direction={direction}"
+            )
+        G = (nets or self.nets)["G"]
+        mode = paper_inference(G, TEST_SEED, self.rt.device) if self.cfg.test_mode == "train" else nullcontext()
+        with mode, self.rt.autocast():
+            return G(x.to(self.rt.device)).float()
+
+    # ------------------------------------------------------------------ sampling
+    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if not self._fixed:
+            raise GantrainError("model=pix2pix translates images: use gantrain-translate RUN --input DIR --out DIR")
+        return {k: v[: max(1, min(n, GRID_IMAGES))] for k, v in self._fixed.items()}
+
+    def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        return self.translate(inputs[self.src], self.direction, nets)
+
+    def sample_grids(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> dict[str, torch.Tensor]:
+        x = inputs[self.src].to(self.rt.device)
+        return {"input": x, "output": self.translate(x, self.direction, nets), "target": inputs[self.dst].to(self.rt.device)}
+
+    def grid_rows(self) -> int | None:
+        return GRID_IMAGES
