@@ -72,6 +72,8 @@ class Trainer:
     def setup(self, resume_ckpt: dict[str, Any] | None = None) -> None:
         cfg, tcfg = self.cfg, self.cfg.trainer
         seed_everything(cfg.seed + self.dist.rank)
+        if tcfg.num_threads:
+            torch.set_num_threads(int(tcfg.num_threads))
         if tcfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         device = self.dist.device(resolve_device(tcfg.device))
