@@ -28,6 +28,7 @@ class TrainerConfig:
     max_steps: Optional[int] = None  # one step = one batch; the first of max_steps/max_epochs to be reached stops
     max_epochs: Optional[int] = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    num_threads: Optional[int] = None  # CPU intra-op threads (null: torch's default); 1 suits tiny nets on a busy CPU
     precision: str = "auto"  # auto | 32 | bf16 | 16
     compile: bool = False
     channels_last: bool = False
