@@ -41,7 +41,6 @@ class TrainerConfig:
     stop_on_nonfinite: bool = True
     progress_bar: bool = True
     sync_batchnorm: bool = False
-    num_threads: Optional[int] = None  # CPU threads for torch (null: torch's default); 1 is fastest for tiny nets on a busy CPU
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 
