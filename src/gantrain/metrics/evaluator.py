@@ -229,7 +229,11 @@ class ClassifierMetrics:
             "classifier_test_accuracy": self.accuracy,
         }
         if ctx.labels is not None:
-            out["cond_accuracy"] = float((pred == ctx.labels.cpu()).double().mean())
+            labels = ctx.labels.cpu()
+            hit = (pred == labels).double()
+            out["cond_accuracy"] = float(hit.mean())
+            per_class = [float(hit[labels == c].mean()) for c in range(self.num_classes) if (labels == c).any()]
+            out["cond_accuracy_worst_class"] = min(per_class)
         return out
 
 
@@ -240,6 +244,16 @@ METRICS: dict[str, type | Metric] = {
     "is": InceptionScore,
     "classifier": ClassifierMetrics,
 }
+
+
+def _register_family_metrics() -> None:
+    """Family metrics live beside their families; imported here so `eval.metrics` can name them."""
+    from gantrain.metrics.paired import PairedTranslationMetrics
+
+    METRICS["paired"] = PairedTranslationMetrics
+
+
+_register_family_metrics()
 
 
 class Evaluator:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
@@ -26,10 +25,12 @@ def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 
 class PairedTranslationMetrics:
     name = "paired"
-    needs_model = True  # the evaluator hands over the model instead of unconditional samples
+    def __init__(self, setup) -> None:
+        self.cfg, self.data, self.info, self.device = setup.cfg, setup.data, setup.info, setup.device
 
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
-        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+    def __call__(self, ctx) -> dict[str, float]:
+        """Translates the real test inputs itself: the evaluator's unconditional samples are not used."""
+        return self.evaluate(ctx.model, ctx.nets)
 
     @torch.no_grad()
     def evaluate(self, model, nets) -> dict[str, float]:
