@@ -1,0 +1,84 @@
+"""Seconds per training iteration and peak memory of the translation families on random images.
+
+    python scripts/benchmark_translation.py --families cyclegan --size 128 --steps 5 [--device cuda] [--precision bf16]
+
+`--reference-mode` turns off what gantrain adds on top of the reference CycleGAN's computation (batched
+identity/D forwards), so the two can be compared on the same machine with the same architecture and losses.
+Prints one JSON line per family.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+from omegaconf import OmegaConf
+
+from gantrain.data.base import DataInfo
+from gantrain.models.cyclegan import CycleGAN
+from gantrain.models.discogan import DiscoGAN
+from gantrain.models.dualgan import DualGAN
+from gantrain.models.unit import UNIT
+from gantrain.trainer.optim import build_optimizer
+from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
+
+FAMILIES = {"cyclegan": CycleGAN, "dualgan": DualGAN, "discogan": DiscoGAN, "unit": UNIT}
+
+
+def bench(name: str, size: int, batch: int, steps: int, device: torch.device, precision: str, reference: bool,
+          channels_last: bool) -> dict:
+    cls = FAMILIES[name]
+    overrides = {"batch_forwards": False} if (reference and name == "cyclegan") else {}
+    if name == "dualgan":
+        overrides["netG"] = "unet_128" if size == 128 else f"unet_{size}"
+    cfg = OmegaConf.structured(cls.Config(**overrides))
+    model = cls(cfg, DataInfo("bench", 3, size))
+    model.attach(Runtime(device, precision, channels_last))
+    optim = OmegaConf.create({"name": "adam", "lr": 2e-4, "lr_D": None, "betas": [0.5, 0.999], "eps": 1e-8,
+                              "weight_decay": 0.0, "fused": None})
+    model.configure_optimizers(lambda n, p: build_optimizer(n, p, optim, device))
+    gen = torch.Generator().manual_seed(0)
+    data = [{k: (torch.rand(batch, 3, size, size, generator=gen) * 2 - 1).to(device) for k in ("A", "B")} for _ in range(2)]
+    if channels_last:
+        data = [{k: v.contiguous(memory_format=torch.channels_last) for k, v in d.items()} for d in data]
+    model.train_step(data[0], 0)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for i in range(steps):
+        losses = model.train_step(data[i % 2], i + 1)
+    float(sum(losses.values()))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    sec = (time.perf_counter() - start) / steps
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return {"family": name, "size": size, "batch": batch, "device": str(device), "precision": precision,
+            "reference_mode": reference, "channels_last": channels_last, "s_per_iter": round(sec, 4),
+            "peak_mem_MiB": round(peak, 1), "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--families", default="cyclegan,dualgan,discogan,unit")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--reference-mode", action="store_true")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    for name in args.families.split(","):
+        print(json.dumps(bench(name, args.size, args.batch, args.steps, device, precision, args.reference_mode,
+                               args.channels_last)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
