@@ -88,11 +88,14 @@ class Evaluator:
         return torch.cat(images), (torch.cat(labels) if labels else None)
 
     def __call__(self, model, nets, step: int) -> dict[str, float]:
-        fake, labels = self.generate(model, nets, self.cfg.eval.num_samples)
         results: dict[str, float] = {}
-        for metric in self.metrics:
-            if hasattr(metric, "bind"):  # metrics that read the model itself (e.g. its encoder)
-                metric.bind(model, nets)
-            results.update(metric(fake, labels))
+        on_samples = [m for m in self.metrics if not getattr(m, "needs_model", False)]
+        if on_samples:
+            fake, labels = self.generate(model, nets, self.cfg.eval.num_samples)
+            for metric in on_samples:
+                results.update(metric(fake, labels))
+        for metric in self.metrics:  # metrics that drive the model themselves (e.g. translation)
+            if getattr(metric, "needs_model", False):
+                results.update(metric.evaluate(model, nets))
         log.info("step %d eval: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in results.items()))
         return results
