@@ -76,14 +76,12 @@ def test_pair_agreement_hand_computed():
     cfg = OmegaConf.create({"eval": {"seed": 0, "num_samples": 300, "batch_size": 128}})
     data = Digits2Negative.__new__(Digits2Negative)
     metric = PairAgreement(cfg, data, None, torch.device("cpu"))
-    metric.bind(PerfectPair(), None)
-    assert metric(None, None) == {"pair_agreement": 1.0, "pair_l1": pytest.approx(0.0, abs=1e-6)}
-    metric.bind(PerfectPair(wrong=True), None)
+    assert metric.evaluate(PerfectPair(), None) == {"pair_agreement": 1.0, "pair_l1": pytest.approx(0.0, abs=1e-6)}
     # A uniform on [0, 1] after rescaling: 1 - A > 0.5 and A > 0.5 never agree
-    assert metric(None, None)["pair_agreement"] == 0.0
+    assert metric.evaluate(PerfectPair(wrong=True), None)["pair_agreement"] == 0.0
     assert torch.equal(negative(torch.tensor([0.25])), torch.tensor([0.75]))
     with pytest.raises(GantrainError, match="two-domain"):
-        metric.bind(object.__new__(type("M", (), {"cfg": OmegaConf.create({"name": "dcgan"})})), None)
+        metric.evaluate(object.__new__(type("M", (), {"cfg": OmegaConf.create({"name": "dcgan"})})), None)
 
 
 def test_sample_cli_writes_pairs_into_A_and_B(tmp_path):

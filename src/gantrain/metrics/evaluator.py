@@ -248,9 +248,13 @@ METRICS: dict[str, type | Metric] = {
 
 def _register_family_metrics() -> None:
     """Family metrics live beside their families; imported here so `eval.metrics` can name them."""
+    from gantrain.metrics.latent import LATENT_METRICS
     from gantrain.metrics.paired import PairedTranslationMetrics
+    from gantrain.metrics.text2image import TextToImageMetrics
+    from gantrain.metrics.translation import TranslationMetrics
 
-    METRICS["paired"] = PairedTranslationMetrics
+    METRICS.update(LATENT_METRICS)
+    METRICS.update(paired=PairedTranslationMetrics, text2image=TextToImageMetrics, translation=TranslationMetrics)
 
 
 _register_family_metrics()

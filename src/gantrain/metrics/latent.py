@@ -13,11 +13,12 @@
   ratio), `pair_l1` the mean absolute difference. Datasets without a known transform are skipped (logged).
 MSE/PSNR are on images in [0, 1].
 
-These metrics read the model itself (not only generated images): the evaluator calls `bind(model, nets)`
-before each call.
+These metrics drive the model themselves (`needs_model`): the evaluator calls `evaluate(model, nets)`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import logging
 
@@ -27,6 +28,9 @@ import torch
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages
 from gantrain.errors import GantrainError
 from gantrain.inversion import Latent, latent_of, reconstruction_error, sample_prior
+
+if TYPE_CHECKING:
+    from gantrain.metrics.evaluator import EvalContext, EvalSetup
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +69,33 @@ def probe_accuracies(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
 
 
 class _ModelMetric:
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+    def __init__(self, setup: EvalSetup) -> None:
+        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
         self.cfg, self.data, self.info, self.device = cfg, data, info, device
         self.latent: Latent | None = None
 
-    def bind(self, model, nets) -> None:
+    name = ""
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        return self.evaluate(ctx.model, ctx.nets)
+
+    @torch.no_grad()
+    def evaluate(self, model, nets) -> dict[str, float]:
         self.latent = latent_of(model, nets)
         if self.latent.E is None:
             raise GantrainError(f"the {self.name} metric needs a model with an encoder E (bigan, latent_encoder), not model={model.cfg.name}")
-
-    name = ""
+        return self.measure()
 
 
 class LatentProbe(_ModelMetric):
     name = "latent_probe"
 
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
-        super().__init__(cfg, data, info, device)
+    def __init__(self, setup: EvalSetup) -> None:
+        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
+        super().__init__(setup)
         self._pixels: dict[str, float] | None = None
 
-    def __call__(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    def measure(self) -> dict[str, float]:
         train, test = _all(_split_images(self.data, "train", self.name)), _all(_split_images(self.data, self.cfg.eval.split, self.name))
         if "label" not in train:
             log.warning("latent_probe skipped: data=%s has no labels", self.info.name)
@@ -102,7 +113,7 @@ class LatentProbe(_ModelMetric):
 class Reconstruction(_ModelMetric):
     name = "reconstruction"
 
-    def __call__(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    def measure(self) -> dict[str, float]:
         x = _all(_split_images(self.data, self.cfg.eval.split, self.name))["image"].cpu()
         recon = decode(self.latent, encode(self.latent, x, self.device), self.device)
         gen = torch.Generator().manual_seed(self.cfg.eval.seed)
@@ -126,17 +137,17 @@ class Reconstruction(_ModelMetric):
 class PairAgreement:
     name = "pair_agreement"
 
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+    def __init__(self, setup: EvalSetup) -> None:
+        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
         self.cfg, self.data, self.info, self.device = cfg, data, info, device
-        self.model = self.nets = None
 
-    def bind(self, model, nets) -> None:
-        if not hasattr(model, "sample_outputs"):
-            raise GantrainError(f"the pair_agreement metric needs a two-domain generator (model=cogan), not model={model.cfg.name}")
-        self.model, self.nets = model, nets
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        return self.evaluate(ctx.model, ctx.nets)
 
     @torch.no_grad()
-    def __call__(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    def evaluate(self, model, nets) -> dict[str, float]:
+        if not hasattr(model, "sample_outputs"):
+            raise GantrainError(f"the pair_agreement metric needs a two-domain generator (model=cogan), not model={model.cfg.name}")
         transform = getattr(type(self.data), "transform", None)
         if transform is None:
             log.warning("pair_agreement skipped: data=%s has no known A -> B transform", self.info.name)
@@ -145,7 +156,7 @@ class PairAgreement:
         agree, l1, done = [], [], 0
         while done < self.cfg.eval.num_samples:
             k = min(self.cfg.eval.batch_size, self.cfg.eval.num_samples - done)
-            pair = self.model.sample_outputs(self.model.fixed_inputs(k, gen), self.nets)
+            pair = model.sample_outputs(model.fixed_inputs(k, gen), nets)
             a, b = (pair[d].float().cpu().clamp(-1, 1).add(1).div(2) for d in ("A", "B"))
             expected = transform(a)
             agree.append(((expected > 0.5) == (b > 0.5)).float().flatten(1).mean(1))

@@ -8,6 +8,8 @@ right), and `attr_real_acc_<name>` (the classifier on real test images: the ceil
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import json
 import logging
@@ -22,6 +24,9 @@ from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import SmallClassifier, _shift, cache_dir
 from gantrain.trainer.checkpoint import save_atomic
+
+if TYPE_CHECKING:
+    from gantrain.metrics.evaluator import EvalContext, EvalSetup
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,8 @@ def load_or_train(dataset: str, train: CaptionedImages, test: CaptionedImages, n
 class TextToImageMetrics:
     name = "text2image"
 
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+    def __init__(self, setup: EvalSetup) -> None:
+        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
         self.cfg, self.data, self.info, self.device = cfg, data, info, device
         self.attributes: dict[str, list[str]] = dict(info.extra.get("attributes", {}))
         self._net: AttributeClassifier | None = None
@@ -116,7 +122,8 @@ class TextToImageMetrics:
             self.device, self.cfg.eval.classifier_cache,
         )
 
-    def __call__(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        fake, labels = ctx.fake, ctx.labels
         if self._net is None:
             self._setup()
         if labels is None or labels.dim() != 2:

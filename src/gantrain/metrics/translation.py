@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import logging
 from typing import Any
 
@@ -21,6 +23,9 @@ from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
+
+if TYPE_CHECKING:
+    from gantrain.metrics.evaluator import EvalContext, EvalSetup
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +45,9 @@ def kid(a: torch.Tensor, b: torch.Tensor) -> float:
 
 class TranslationMetrics:
     name = "translation"
-    needs_model = True  # the evaluator hands over the model instead of unconditional samples
 
-    def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
+    def __init__(self, setup: EvalSetup) -> None:
+        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
         self.cfg, self.data, self.info, self.device = cfg, data, info, device
         self._classifiers: dict[str, Any] = {}
 
@@ -60,6 +65,9 @@ class TranslationMetrics:
                 name, train, test, self.info.channels, self.info.num_classes, self.device, self.cfg.eval.classifier_cache
             )
         return self._classifiers[side]
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        return self.evaluate(ctx.model, ctx.nets)
 
     def evaluate(self, model, nets) -> dict[str, float]:
         split = self.data.split(self.cfg.eval.split)

@@ -97,9 +97,6 @@ class BiGAN(GANModel):
         with self.rt.autocast():
             return G(inputs["z"].to(self.rt.device)).float()
 
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"z": self.sample_z(n, generator)}
-
     @torch.no_grad()
     def encode(self, x: torch.Tensor, nets: nn.ModuleDict | None = None) -> torch.Tensor:
         """E(x) (the mean for a stochastic encoder)."""
