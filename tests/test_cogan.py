@@ -11,6 +11,7 @@ import torch.nn as nn
 from omegaconf import OmegaConf
 
 from conftest import TINY, compose_cfg, run_cli
+from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
 from gantrain.data.unpaired import Digits2Negative, negative
 from gantrain.errors import GantrainError
@@ -75,7 +76,7 @@ class PerfectPair(nn.Module):
 def test_pair_agreement_hand_computed():
     cfg = OmegaConf.create({"eval": {"seed": 0, "num_samples": 300, "batch_size": 128}})
     data = Digits2Negative.__new__(Digits2Negative)
-    metric = PairAgreement(cfg, data, None, torch.device("cpu"))
+    metric = PairAgreement(EvalSetup(cfg, data, None, torch.device("cpu"), None))
     assert metric.evaluate(PerfectPair(), None) == {"pair_agreement": 1.0, "pair_l1": pytest.approx(0.0, abs=1e-6)}
     # A uniform on [0, 1] after rescaling: 1 - A > 0.5 and A > 0.5 never agree
     assert metric.evaluate(PerfectPair(wrong=True), None)["pair_agreement"] == 0.0

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import compose_cfg, run_cli
+from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
 from gantrain.data import aligned
 from gantrain.data.aligned import AlignedFolder, AlignedImages, Edges2Digits
@@ -237,7 +238,7 @@ def test_paired_metric_on_a_perfect_translator(digits, monkeypatch):
     net = SmallClassifier(1, 10).eval()
     monkeypatch.setattr(paired, "load_or_train", lambda *a, **k: (net, {"test_accuracy": 0.25}))
     cfg = OmegaConf.create({"eval": {"split": "test", "batch_size": 100, "classifier_cache": None}})
-    metric = paired.PairedTranslationMetrics(cfg, digits, digits.info, torch.device("cpu"))
+    metric = paired.PairedTranslationMetrics(EvalSetup(cfg, digits, digits.info, torch.device("cpu"), None))
     test = digits.split("test")
 
     class Oracle:  # returns the true digit for each edge map

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import TINY, compose_cfg, run_cli
+from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
 from gantrain.metrics.translation import TranslationMetrics, kid
 from gantrain.trainer import checkpoint as ckpt_io
@@ -126,7 +127,7 @@ def test_translation_metrics_on_an_oracle(classifier_cache):
         def translate(self, x, direction, nets=None):
             return -x  # 1 - x in [0, 1] is -x in [-1, 1]
 
-    out = TranslationMetrics(cfg, data, data.info, torch.device("cpu")).evaluate(Oracle(), None)
+    out = TranslationMetrics(EvalSetup(cfg, data, data.info, torch.device("cpu"), None)).evaluate(Oracle(), None)
     assert out["paired_L1_AtoB"] < 1e-6 and out["cycle_L1_A"] < 1e-6 and out["n_test_A"] == 360
     assert out["class_acc_AtoB"] == pytest.approx(out["classifier_test_accuracy"], abs=1e-6)
     assert out["class_acc_BtoA"] > 0.9 and out["cls_fd_AtoB"] < 1.0
