@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
-from gantrain.metrics.classifier import SmallClassifier, _shift, cache_dir
+from gantrain.metrics.classifier import SmallClassifier, augment, cache_dir
 from gantrain.trainer.checkpoint import save_atomic
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def _train(train: CaptionedImages, channels: int, sizes: list[int], device: torc
         for _ in range(steps):
             idx = torch.randint(len(train), (64,), generator=gen)
             x = train.images[idx].float().div(127.5).sub(1.0)
-            x, y = _shift(x, gen).to(device), train.attrs[idx].to(device)
+            x, y = augment(x, gen).to(device), train.attrs[idx].to(device)
             loss = sum(F.cross_entropy(o, y[:, a]) for a, o in enumerate(net(x)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
