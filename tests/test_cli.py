@@ -84,7 +84,7 @@ def gantrain_in_process(args: list[str], monkeypatch, capsys) -> str:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["model=nope"], "unknown model 'nope'; choose one of: dcgan, gan"),
+        (["model=nope"], "unknown model 'nope'; choose one of: acgan, bigan, cgan, cogan, cyclegan, dcgan"),
         (["data=imagenet"], "unknown data 'imagenet'; choose one of:"),
         (["optim=lion"], "unknown optim 'lion'"),
         (["trainer.max_stepz=3"], "no such config key"),
@@ -104,7 +104,7 @@ def test_bad_input_gives_one_line(monkeypatch, capsys, args, expected):
 
 
 def test_bad_input_from_a_fresh_interpreter(tmp_path):
-    assert "choose one of: dcgan, gan" in one_error_line(gantrain(["model=nope"], tmp_path))
+    assert "choose one of: acgan, bigan" in one_error_line(gantrain(["model=nope"], tmp_path))
 
 
 def test_empty_and_corrupt_image_folders(tmp_path):

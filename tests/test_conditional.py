@@ -194,13 +194,16 @@ class _ByBrightness(torch.nn.Module):
 
 
 def test_cond_accuracy_and_worst_class():
-    metric = ClassifierMetrics(None, None, INFO, torch.device("cpu"))
-    metric._net, metric.protocol, metric.fd_ref = _ByBrightness(), {"test_accuracy": 1.0}, 1.0
-    metric.test_feats = F.one_hot(torch.arange(30) % 3, 3).double() + 0.01 * torch.randn(30, 3).double()
+    from types import SimpleNamespace
+
+    metric = object.__new__(ClassifierMetrics)  # the arithmetic only: no dataset, a stub classifier
+    metric.backbone, metric.num_classes, metric.fd_ref, metric.accuracy = None, 3, 1.0, 1.0
+    metric.real = {"pool": F.one_hot(torch.arange(30) % 3, 3).double() + 0.01 * torch.randn(30, 3).double()}
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     values = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0, 1.0])  # classes 0, 0, 1, 2, 2, 2
-    fake = values.view(6, 1, 1, 1).expand(6, 1, 4, 4)
-    out = metric(fake, labels)
+    pool, logits = _ByBrightness()(values.view(6, 1, 1, 1).expand(6, 1, 4, 4))
+    evaluator = SimpleNamespace(fake_features=lambda ctx, backbone: {"pool": pool, "logits": logits})
+    out = metric(SimpleNamespace(labels=labels, evaluator=evaluator))
     assert out["cond_accuracy"] == pytest.approx(5 / 6)
     assert out["cond_accuracy_worst_class"] == pytest.approx(0.5)
 
