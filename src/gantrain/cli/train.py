@@ -41,6 +41,7 @@ def precheck(argv: list[str]) -> list[str]:
                 if choice not in groups[group]:
                     fail(f"unknown {group} {choice!r}; choose one of: {', '.join(groups[group])}")
     keys = {k.lstrip("+") for k, _ in pairs}
+    _check_extras(dict(pairs))
     multirun = "-m" in argv or "--multirun" in argv
     if not multirun and not user_searchpath:
         _check_composes([a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")])
@@ -74,6 +75,25 @@ def precheck(argv: list[str]) -> list[str]:
             rest.append(arg)
         i += 1
     return flags + rest
+
+
+def _check_extras(pairs: dict[str, str]) -> None:
+    """Optional sweepers and launchers are plugins: say which extra to install instead of Hydra's 'not found'."""
+    import importlib.util
+
+    needs = {("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+             ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+             ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+             ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "slurm")}
+    for (key, value), (module, extra) in needs.items():
+        if pairs.get(key) != value:
+            continue
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # no hydra_plugins namespace at all
+            found = False
+        if not found:
+            fail(f"{key}={value} needs an optional extra; install it with: pip install 'gantrain[{extra}]'")
 
 
 def _check_composes(overrides: list[str]) -> None:
