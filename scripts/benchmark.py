@@ -4,14 +4,20 @@
     python scripts/benchmark.py                                  # DCGAN on digits at precision 32 and bf16
     python scripts/benchmark.py --overrides model=gan --precisions 32
     python scripts/benchmark.py --steps 50 --warmup 5 --markdown
+    python scripts/benchmark.py --variants "" "trainer.channels_last=true" "trainer.compile=true"
+    python scripts/benchmark.py --all --markdown                 # every family in configs/model/ at its defaults
 
 Each row: steps/s, images/s and peak memory (CUDA: max allocated; CPU: growth of the peak RSS) for the
-family's own train_step (data batching included, logging and checkpoints excluded).
+family's own train_step (data batching included, logging and checkpoints excluded). Rows of one call run in
+one process, one after the other, so their ratio is meaningful on a shared machine; `--all` runs each family
+in a fresh process so that its peak memory is its own, and skips (saying why) a family whose defaults
+cannot build on the default dataset.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import platform
 import resource
 import sys
@@ -76,6 +82,18 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, float | 
     }
 
 
+def _measure_or_skip(args: tuple[list[str], int, int]) -> dict[str, float | str]:
+    try:
+        return measure(*args)
+    except Exception as exc:  # noqa: BLE001 - a family that cannot build is reported, not fatal
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"config": " ".join(args[0]), "skipped": reason[:200]}
+
+
+def families() -> list[str]:
+    return sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides, e.g. model=dcgan data=digits")
@@ -83,12 +101,30 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="auto")
+    p.add_argument("--variants", nargs="*", default=None,
+                   help="override sets to compare, one quoted string each (replaces --precisions)")
+    p.add_argument("--all", action="store_true", help="every family in configs/model/ at its default size")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = p.parse_args(argv)
-    rows = []
-    for precision in args.precisions.split(","):
-        extra = [f"trainer.precision={precision}", f"trainer.device={args.device}"]
-        rows.append(measure(args.overrides + extra, args.steps, args.warmup))
+    if args.variants is not None:
+        variants = [v.split() for v in args.variants]
+    else:
+        variants = [[f"trainer.precision={x}"] for x in args.precisions.split(",")]
+    if args.all:
+        jobs = [[f"model={name}", *args.overrides, f"trainer.device={args.device}", *v] for name in families() for v in variants]
+        ctx = mp.get_context("spawn")
+        rows = []
+        for job in jobs:  # one fresh process per row: peak memory is that family's own
+            with ctx.Pool(1) as pool:
+                rows.append(pool.apply(_measure_or_skip, ((job, args.steps, args.warmup),)))
+    else:
+        rows = [measure(args.overrides + v + [f"trainer.device={args.device}"], args.steps, args.warmup) for v in variants]
+    for row in rows:
+        if "skipped" in row:
+            print(f"# skipped {row['config']}: {row['skipped']}")
+    rows = [r for r in rows if "skipped" not in r]
+    if not rows:
+        return
     base = rows[0]["steps/s"]
     cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"

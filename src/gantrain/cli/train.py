@@ -41,6 +41,7 @@ def precheck(argv: list[str]) -> list[str]:
                 if choice not in groups[group]:
                     fail(f"unknown {group} {choice!r}; choose one of: {', '.join(groups[group])}")
     keys = {k.lstrip("+") for k, _ in pairs}
+    _check_extras(dict(pairs))
     multirun = "-m" in argv or "--multirun" in argv
     if not multirun and not user_searchpath:
         _check_composes([a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")])
@@ -56,6 +57,7 @@ def precheck(argv: list[str]) -> list[str]:
             argv = argv + [f"hydra.run.dir={run.resolve()}"]
         else:
             fail(f"resume={resume} does not exist; pass a checkpoint file or a run directory")
+        keys.add("hydra.run.dir")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not multirun:
         argv = _share_run_dir(argv, keys)
@@ -73,6 +75,25 @@ def precheck(argv: list[str]) -> list[str]:
             rest.append(arg)
         i += 1
     return flags + rest
+
+
+def _check_extras(pairs: dict[str, str]) -> None:
+    """Optional sweepers and launchers are plugins: say which extra to install instead of Hydra's 'not found'."""
+    import importlib.util
+
+    needs = {("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+             ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+             ("hydra/launcher", "submitit_slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+             ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher", "slurm")}
+    for (key, value), (module, extra) in needs.items():
+        if pairs.get(key) != value:
+            continue
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # no hydra_plugins namespace at all
+            found = False
+        if not found:
+            fail(f"{key}={value} needs an optional extra; install it with: pip install 'gantrain[{extra}]'")
 
 
 def _check_composes(overrides: list[str]) -> None:
@@ -121,9 +142,14 @@ def effective_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None
     """
     if not cfg.get("resume"):
         return validate_config(cfg), None
-    from gantrain.trainer.checkpoint import load_newest_valid
+    from gantrain.trainer.checkpoint import load_checkpoint, load_newest_valid
+    from gantrain.trainer.distributed import DistEnv
 
-    path, ckpt = load_newest_valid(Path(cfg.resume).expanduser())
+    env = DistEnv.from_env()
+    # every rank resumes from the checkpoint rank 0 chose (a newer file may appear or break in between)
+    chosen = str(load_newest_valid(Path(cfg.resume).expanduser())[0]) if env.is_main else None
+    path = Path(env.broadcast_object(chosen))
+    ckpt = load_checkpoint(path)
     base = OmegaConf.create(ckpt["config"])
     groups = config_groups()
     try:
@@ -150,12 +176,13 @@ def effective_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Train one run described by `cfg` in Hydra's output directory."""
+    from gantrain.trainer.distributed import DistEnv
     from gantrain.trainer.trainer import Trainer
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     cfg, ckpt = effective_config(cfg)
     output_subdir = HydraConfig.get().output_subdir
-    if output_subdir is not None:
+    if output_subdir is not None and DistEnv.from_env().is_main:
         OmegaConf.save(cfg, run_dir / output_subdir / "config.yaml")
     trainer = Trainer(cfg, run_dir)
     trainer.setup(ckpt)

@@ -84,6 +84,8 @@ class Trainer:
         self.model.bind_data(self.data)
         self.model.attach(self.rt)
         self.model.prepare(self.data, self.run_dir)
+        if tcfg.sync_batchnorm:
+            self.dist.convert_sync_batchnorm(self.model.nets, device)
         self.stream = make_batch_stream(
             self.data.split("train"),
             batch_size=cfg.data.batch_size,
@@ -101,9 +103,6 @@ class Trainer:
             name: build_scheduler(opt, cfg.optim, self.total_steps, self.steps_per_epoch)
             for name, opt in self.model.optimizers.items()
         }
-        if tcfg.sync_batchnorm and self.dist.world > 1:
-            for name in list(self.model.nets.keys()):
-                self.model.nets[name] = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model.nets[name])
         self.ema = None
         if tcfg.ema.decay is not None:
             gens = {n: self.model.nets[n] for n in self.model.generator_names}
@@ -133,8 +132,12 @@ class Trainer:
         return min(limits)
 
     # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly, in types `torch.load(weights_only=True)` accepts."""
+    def state_dict(self, per_rank: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+        """Everything needed to continue exactly, in types `torch.load(weights_only=True)` accepts.
+
+        `per_rank` (from `_gather_rank_state`, under torchrun) adds every rank's RNG and family state, so each
+        rank resumes its own random stream and image pool; `rng`/`extra` stay rank 0's.
+        """
         nets = {name: self.dist.unwrap(net).state_dict() for name, net in self.model.nets.items()}
         return {
             "format": ckpt_io.FORMAT,
@@ -155,7 +158,15 @@ class Trainer:
             "rng": rng_state(),
             "extra": self.model.extra_state(),
             "best": dict(self.best),
+            "per_rank": per_rank,
         }
+
+    def _gather_rank_state(self) -> dict[str, list[Any]] | None:
+        """Collective: every rank's RNG state and family extra state (None in a single process)."""
+        if self.dist.world == 1:
+            return None
+        states = self.dist.gather_object({"rng": rng_state(), "extra": self.model.extra_state()})
+        return {"rng": [s["rng"] for s in states], "extra": [s["extra"] for s in states]}
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         if ckpt["model_name"] != self.cfg.model.name:
@@ -179,19 +190,23 @@ class Trainer:
         if self.ema is not None and ckpt.get("ema"):
             self.ema.load_state_dict(ckpt["ema"])
         self.rt.load_state_dict(ckpt.get("scalers", {}))
-        self.model.load_extra_state(ckpt.get("extra", {}))
+        same_world = ckpt.get("world_size", 1) == self.dist.world
+        per_rank = ckpt.get("per_rank") if same_world else None
+        self.model.load_extra_state(per_rank["extra"][self.dist.rank] if per_rank else ckpt.get("extra", {}))
         self.step, self.epoch = ckpt["step"], ckpt["epoch"]
         self.batch_in_epoch, self.images_seen = ckpt["batch_in_epoch"], ckpt.get("images_seen", 0)
         self.best = ckpt.get("best", self.best)
-        if ckpt.get("world_size", 1) == self.dist.world:
-            set_rng_state(ckpt["rng"])
+        if same_world:
+            set_rng_state(per_rank["rng"][self.dist.rank] if per_rank else ckpt["rng"])
         else:
             log.warning("checkpoint was written with %s ranks, now %s: RNG streams restart", ckpt.get("world_size"), self.dist.world)
 
     def save(self, also_best: bool = False) -> Path | None:
+        """Called on every rank (it gathers per-rank state); rank 0 writes."""
+        per_rank = self._gather_rank_state()
         if not self.dist.is_main:
             return None
-        state = self.state_dict()
+        state = self.state_dict(per_rank)
         path = self.ckpt_dir / ckpt_io.snapshot_name(self.step)
         ckpt_io.save_atomic(state, path)
         ckpt_io.link_atomic(path, self.ckpt_dir / "last.pt")
@@ -219,14 +234,17 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         if self.evaluator is None:
             return {}
-        self.model.nets.eval()
-        try:
-            metrics = self.evaluator(self.model, self._sample_nets(), self.step)
-        finally:
-            self.model.nets.train()
+        metrics: dict[str, float] = {}
+        if self.dist.is_main:  # every rank holds the same weights and buffers: compute once, share the result
+            self.model.nets.eval()
+            try:
+                metrics = self.evaluator(self.model, self._sample_nets(), self.step)
+            finally:
+                self.model.nets.train()
         metrics = self.dist.broadcast_object(metrics)
         scalars = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
-        scalars["time/eval_s"] = self.evaluator.protocol["seconds"]
+        if self.dist.is_main:
+            scalars["time/eval_s"] = self.evaluator.protocol["seconds"]
         self.logger.scalars(self.step, scalars)
         if self.dist.is_main:  # the protocol behind the numbers just logged (feature net, hashes, counts, seed)
             ckpt_io.write_json_atomic({"metrics": metrics, "protocol": self.evaluator.protocol}, self.run_dir / "eval_last.json")
@@ -249,7 +267,8 @@ class Trainer:
         self._signal = signum
 
     def _check_finite(self, finite: torch.Tensor, since: int, losses: dict[str, torch.Tensor]) -> None:
-        if bool(finite):
+        """Raise on every rank together if any rank saw a non-finite loss (a collective under torchrun)."""
+        if not self.dist.any(not bool(finite)):
             return
         bad = {k: float(v) for k, v in losses.items()}
         where = f"step {self.step}" if since >= self.step - 1 else f"between steps {since + 1} and {self.step}"
@@ -268,7 +287,8 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         finite = torch.ones((), dtype=torch.bool, device=self.rt.device)
-        check_every_step = self.rt.device.type == "cpu"
+        # a CPU single process checks every step (no device sync to avoid); ranks agree only at log steps
+        check_every_step = self.rt.device.type == "cpu" and self.dist.world == 1
         last_log_time, last_log_step, last_check = time.perf_counter(), self.step, self.step
         metrics: dict[str, float] = {}
         if self.dist.is_main:
@@ -288,6 +308,7 @@ class Trainer:
                     if self.rt.channels_last:
                         batch = {k: self.rt.input(v) for k, v in batch.items()}
                     losses = self.model.train_step(batch, self.step)
+                    self.dist.sync_buffers(self.model.nets)
                     self.step += 1
                     self.batch_in_epoch += 1
                     self.images_seen += self.cfg.data.batch_size * self.dist.world
@@ -307,7 +328,8 @@ class Trainer:
                             last_check = self.step
                     bar.update(1)
                     done = self.step >= self.total_steps
-                    if self.step % tcfg.log_every == 0 or done:
+                    at_log = self.step % tcfg.log_every == 0 or done
+                    if at_log:
                         if tcfg.stop_on_nonfinite:
                             self._check_finite(finite, last_check, losses)
                             last_check = self.step
@@ -333,9 +355,11 @@ class Trainer:
                         if tcfg.stop_on_nonfinite:
                             self._check_finite(finite, last_check, losses)
                         self.save(also_best=best)
-                    if self._signal is not None:
+                    # under torchrun ranks may get a signal at different steps: they agree at log steps
+                    stop = self._signal is not None if self.dist.world == 1 else at_log and self.dist.any(self._signal is not None)
+                    if stop:
                         path = self.save()
-                        raise TrainingInterrupted(self._signal, path or self.ckpt_dir)
+                        raise TrainingInterrupted(self._signal or signal.SIGTERM, path or self.ckpt_dir)
                     if done:
                         break
                 else:
