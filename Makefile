@@ -9,10 +9,10 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH_PINS) -e '.[dev]'
+	$(PIP) install -q $(TORCH_PINS) -e '.[dev,metrics]'
 	touch $@
 
 train: install
