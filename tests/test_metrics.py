@@ -210,7 +210,7 @@ class _Server:
                     self.wfile.write(body)
 
             def log_message(self, *args):
-                pass
+                """Keep the test output free of request lines."""
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

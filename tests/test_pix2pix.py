@@ -209,7 +209,7 @@ def test_losses_match_hand_computation(digits, gan_mode):
 
 def test_translate_direction_and_paper_inference(digits):
     m = Pix2Pix(_model_cfg(), digits.info)
-    m.bind_data(digits)
+    m.prepare(digits)
     x = digits.split("test").batch(torch.arange(4))["A"]
     bn = next(mod for mod in m.nets["G"].modules() if isinstance(mod, nn.BatchNorm2d))
     before = (bn.running_mean.clone(), bn.num_batches_tracked.clone())

@@ -7,6 +7,7 @@ else: devices, precision, the loop, schedules, EMA, checkpoints, logging and eva
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
@@ -51,12 +52,9 @@ class GANModel(ABC):
         if runtime.channels_last:
             self.nets.to(memory_format=torch.channels_last)
 
-    def bind_data(self, data: DataSource) -> None:
-        """Called by the trainer once the dataset exists; families that show real inputs in their grids
-        (image translation) keep what they need here. The default needs nothing."""
-
-    def prepare(self, data: Any, run_dir: Any = None) -> None:
-        """Work that needs the dataset before training (e.g. pretraining a frozen encoder); nothing by default."""
+    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
+        """Called by the trainer once the dataset exists and the nets are on their device: work that needs the
+        data before training (real inputs for the grids, pretraining a frozen text encoder). Nothing by default."""
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Which parameters each optimiser updates; the default is one optimiser per net."""

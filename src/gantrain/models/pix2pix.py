@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -101,7 +102,7 @@ class Pix2Pix(GANModel):
             )
         self._fixed: dict[str, torch.Tensor] = {}
 
-    def bind_data(self, data: DataSource) -> None:
+    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
         """Keep the first test pairs for the grids (never trained on)."""
         split = data.split("test")
         if hasattr(split, "domain"):

@@ -8,6 +8,7 @@ translations and reconstructions (real_A, fake_B, rec_A, real_B, fake_A, rec_B);
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -29,7 +30,7 @@ class TranslationModel(GANModel):
         self.channels_B = int(info.extra.get("channels_B", info.channels))
         self._fixed: dict[str, torch.Tensor] = {}
 
-    def bind_data(self, data: DataSource) -> None:
+    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
         """Keep the first test images of each domain for the grids (test split: never trained on)."""
         split = data.split("test")
         if not hasattr(split, "domain"):

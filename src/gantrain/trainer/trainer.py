@@ -81,7 +81,6 @@ class Trainer:
         self.data = build_data(cfg)
         self.info = self.data.info
         self.model = build_model(cfg, self.info)
-        self.model.bind_data(self.data)
         self.model.attach(self.rt)
         self.model.prepare(self.data, self.run_dir)
         if tcfg.sync_batchnorm:
