@@ -87,6 +87,27 @@ def test_ema_tracks_a_moving_average():
     assert torch.allclose(ema.nets["G"].weight, torch.full((1, 2), 0.75))
 
 
+def test_ema_standing_batch_norm_statistics_come_from_the_averaged_weights():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = EMA({"G": net}, decay=0.5, bn_batches=3)
+    net.train()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net(torch.randn(64, 3) * 5 + 2)  # live running statistics that belong to the live weights
+    ema.update({"G": net}, step=1)
+    assert ema.stale and torch.equal(ema.nets["G"][1].running_mean, torch.zeros(4))  # BN buffers not copied
+    inputs = [torch.randn(16, 3, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    before = torch.get_rng_state()
+    ema.refresh_batch_norm(lambda i: ema.nets["G"](inputs[i]), torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), before)  # training's RNG untouched
+    with torch.no_grad():
+        outputs = [ema.nets["G"][0](x) for x in inputs]
+    expected_mean = torch.stack([o.mean(0) for o in outputs]).mean(0)
+    assert torch.allclose(ema.nets["G"][1].running_mean, expected_mean, atol=1e-6)
+    assert not ema.stale and not ema.nets["G"].training
+    assert ema.nets["G"][1].momentum == net[1].momentum
+
+
 def test_schedules():
     cfg = OmegaConf.structured(OptimConfig(schedule="linear_decay", decay_steps=50))
     f = lr_factor(cfg, total_steps=100, steps_per_epoch=10)

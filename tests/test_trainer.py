@@ -36,9 +36,9 @@ def assert_same_state(a: Trainer, b: Trainer) -> None:
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(ob[idx][key]))
 
 
-@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
-def test_resume_gives_bitwise_identical_weights(tiny_cfg, tmp_path, loss):
-    extra = [f"model.loss={loss}", "model.norm_D=none", "model.d_steps=2", "trainer.ema.decay=0.9"]
+@pytest.mark.parametrize("loss,augment", [("bce", ""), ("wgan-gp", ""), ("bce", "color,translation,cutout")])
+def test_resume_gives_bitwise_identical_weights(tiny_cfg, tmp_path, loss, augment):
+    extra = [f"model.loss={loss}", f"model.augment='{augment}'", "model.norm_D=none", "model.d_steps=2", "trainer.ema.decay=0.9"]
     full = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "full")
     half = train(tiny_cfg(extra + ["trainer.max_steps=4"]), tmp_path / "half")
     assert half.step == 4

@@ -21,6 +21,7 @@ class EMAConfig:
     decay: Optional[float] = None  # null: no EMA generator; e.g. 0.999
     start_step: int = 0  # copy weights (no averaging) before this step
     every: int = 1
+    bn_batches: int = 16  # standing batch-norm statistics for the EMA nets from this many batches; 0 copies the live ones
 
 
 @dataclass

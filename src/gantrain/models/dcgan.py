@@ -25,6 +25,7 @@ class DCGAN(GAN):
         d_steps: int = 1
         gp_weight: float = 10.0
         clip_value: float = 0.01
+        augment: str = ""
         init_type: str = "normal"
         init_gain: float = 0.02
 

@@ -15,6 +15,7 @@ import torch.nn as nn
 from gantrain.data.base import DataInfo
 from gantrain.losses import gradient_penalty
 from gantrain.models.base import GANModel, requires_grad
+from gantrain.nets.diffaug import DiffAugment
 from gantrain.nets.init import init_weights
 from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
 
@@ -33,6 +34,7 @@ class GAN(GANModel):
         d_steps: int = 1  # D updates per G update (the critic steps of WGAN)
         gp_weight: float = 10.0  # wgan-gp
         clip_value: float = 0.01  # wgan
+        augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout" (small datasets)
         init_type: str = "normal"
         init_gain: float = 0.02
 
@@ -41,6 +43,7 @@ class GAN(GANModel):
         self.nets["G"], self.nets["D"] = self.build_nets(cfg, info)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
+        self.augment = DiffAugment(cfg.augment)
 
     def build_nets(self, cfg, info: DataInfo) -> tuple[nn.Module, nn.Module]:
         shape = (info.channels, info.image_size, info.image_size)
@@ -49,8 +52,13 @@ class GAN(GANModel):
             MLPDiscriminator(shape, cfg.d_hidden, cfg.norm_D),
         )
 
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """D's logits on `x`, augmented first when `model.augment` names a policy (the same for real and fake)."""
+        return self.nets["D"](self.augment(x))
+
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
-        G, D, rt = self.nets["G"], self.nets["D"], self.rt
+        G, rt = self.nets["G"], self.rt
+        D = self.discriminate
         real = batch["image"]
         z = self.sample_z(real.shape[0])
         with rt.autocast():
@@ -62,15 +70,15 @@ class GAN(GANModel):
         self.update("D", loss_D)
         if self.cfg.loss == "wgan":
             with torch.no_grad():
-                for p in D.parameters():
+                for p in self.nets["D"].parameters():
                     p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if (step + 1) % self.cfg.d_steps == 0:
-            requires_grad(D, False)
+            requires_grad(self.nets["D"], False)
             with rt.autocast():
                 loss_G = self.loss.generator(D(fake))
             self.update("G", loss_G)
-            requires_grad(D, True)
+            requires_grad(self.nets["D"], True)
             out["G"] = loss_G.detach()
         return out
 

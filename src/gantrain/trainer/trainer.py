@@ -105,7 +105,7 @@ class Trainer:
         self.ema = None
         if tcfg.ema.decay is not None:
             gens = {n: self.model.nets[n] for n in self.model.generator_names}
-            self.ema = EMA(gens, tcfg.ema.decay, tcfg.ema.start_step, tcfg.ema.every)
+            self.ema = EMA(gens, tcfg.ema.decay, tcfg.ema.start_step, tcfg.ema.every, tcfg.ema.bn_batches)
         if resume_ckpt is not None:
             self.load_state_dict(resume_ckpt)
         self.dist.wrap(self.model)
@@ -150,7 +150,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "world_size": self.dist.world,
             "nets": nets,
-            "ema": self.ema.state_dict() if self.ema else None,
+            "ema": self._ema_state(),
             "optimizers": {n: o.state_dict() for n, o in self.model.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "scalers": self.rt.state_dict(),
@@ -218,7 +218,25 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _sample_nets(self):
-        return self.ema.nets if self.ema is not None else None
+        if self.ema is None:
+            return None
+        self._refresh_ema_batch_norm()
+        return self.ema.nets
+
+    def _ema_state(self) -> dict | None:
+        if self.ema is None:
+            return None
+        self._refresh_ema_batch_norm()
+        return self.ema.state_dict()
+
+    def _refresh_ema_batch_norm(self) -> None:
+        """Standing BN statistics for the EMA generators, from batches of the inputs the sample grids use."""
+        batch = self.cfg.data.batch_size
+
+        def run_generators(i: int) -> None:
+            self.model.sample_grids(self.model.fixed_inputs(batch, torch.Generator().manual_seed(i)), self.ema.nets)
+
+        self.ema.refresh_batch_norm(run_generators, self.rt.device)
 
     def log_samples(self) -> None:
         if not self.dist.is_main:
