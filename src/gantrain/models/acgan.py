@@ -42,6 +42,7 @@ class ACGAN(ConditionalGANModel):
         d_steps: int = 1
         gp_weight: float = 10.0
         clip_value: float = 0.01
+        augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
         init_type: str = "normal"
         init_gain: float = 0.02
 
@@ -62,15 +63,15 @@ class ACGAN(ConditionalGANModel):
         z, y_fake = self.sample_z(n), self.sample_labels(n)
         with rt.autocast():
             fake = G(z, y_fake)
-            adv_real, cls_real = D(real)
-            adv_fake, cls_fake = D(fake.detach())
+            adv_real, cls_real = D(self.augment(real))
+            adv_fake, cls_fake = D(self.augment(fake.detach()))
             d_real, d_fake = self.loss.d_pair(adv_real, adv_fake)
             ce_real = F.cross_entropy(cls_real.float(), y_real)
             ce_fake = F.cross_entropy(cls_fake.float(), y_fake)
             d_class = ce_real + ce_fake if self.cfg.fake_class_loss else ce_real
             loss_D = d_real + d_fake + w * d_class
             if self.cfg.loss == "wgan-gp":
-                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(x)[0], real, fake)
+                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(self.augment(x))[0], real, fake)
         self.update("D", loss_D)
         if self.cfg.loss == "wgan":
             with torch.no_grad():
@@ -84,7 +85,7 @@ class ACGAN(ConditionalGANModel):
         if (step + 1) % self.cfg.d_steps == 0:
             requires_grad(D, False)
             with rt.autocast():
-                adv_g, cls_g = D(fake)
+                adv_g, cls_g = D(self.augment(fake))
                 g_adv = self.loss.generator(adv_g)
                 g_class = F.cross_entropy(cls_g.float(), y_fake)
                 loss_G = g_adv + w * g_class

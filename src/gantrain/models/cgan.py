@@ -38,6 +38,7 @@ class CGAN(ConditionalGANModel):
         d_steps: int = 1
         gp_weight: float = 10.0
         clip_value: float = 0.01
+        augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
         init_type: str = "normal"
         init_gain: float = 0.02
 
@@ -60,13 +61,13 @@ class CGAN(ConditionalGANModel):
         z, y_fake = self.sample_z(n), self.sample_labels(n)
         with rt.autocast():
             fake = G(z, y_fake)
-            logit_real, classes_real = D.forward_with_classes(real, y_real)
-            logit_fake, classes_fake = D.forward_with_classes(fake.detach(), y_fake)
+            logit_real, classes_real = D.forward_with_classes(self.augment(real), y_real)
+            logit_fake, classes_fake = D.forward_with_classes(self.augment(fake.detach()), y_fake)
             d_real, d_fake = self.loss.d_pair(logit_real, logit_fake)
             loss_D = d_real + d_fake
             if self.cfg.loss == "wgan-gp":
                 # the penalty keeps D(., y) 1-Lipschitz for every y, so the fakes' labels serve on the interpolates
-                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(x, y_fake), real, fake)
+                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(self.augment(x), y_fake), real, fake)
         self.update("D", loss_D)
         if self.cfg.loss == "wgan":
             with torch.no_grad():
@@ -79,7 +80,7 @@ class CGAN(ConditionalGANModel):
         if (step + 1) % self.cfg.d_steps == 0:
             requires_grad(D, False)
             with rt.autocast():
-                loss_G = self.loss.generator(D(fake, y_fake))
+                loss_G = self.loss.generator(D(self.augment(fake), y_fake))
             self.update("G", loss_G)
             requires_grad(D, True)
             out["G"] = loss_G.detach()

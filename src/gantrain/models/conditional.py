@@ -11,6 +11,7 @@ import torch.nn as nn
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
+from gantrain.nets.diffaug import DiffAugment
 
 LABEL_SAMPLING = ("data", "uniform")
 
@@ -47,6 +48,7 @@ class ConditionalGANModel(GANModel):
         self.class_names = list(info.class_names)
         self._label_probs = label_probabilities(info, cfg.label_sampling)
         self._grid_nrow: int | None = None
+        self.augment = DiffAugment(cfg.augment)  # applied to every image D sees (identity when empty)
 
     def sample_labels(self, n: int) -> torch.Tensor:
         """Labels for a batch of fakes, drawn by `model.label_sampling` (global RNG, so resume stays exact)."""
