@@ -69,6 +69,19 @@ def test_paper_defaults_and_digits_preset():
     assert validate_config(compose_cfg(["model=dualgan", "data=horse2zebra"])).optim.name == "rmsprop"
 
 
+def test_discogan_paper_generator_default_and_digits_preset(tmp_path):
+    cfg = validate_config(compose_cfg(["model=discogan", "data=horse2zebra"]))
+    assert (cfg.model.bottleneck, cfg.model.code_size, cfg.model.ngf, cfg.data.batch_size) == (100, 4, 64, 64)
+    for data in ("digits2negative", "digits2edges"):
+        small = validate_config(compose_cfg(["model=discogan", f"data={data}"]))
+        assert (small.model.bottleneck, small.model.code_size, small.model.loss, small.model.lambda_recon) == (0, 4, "bce", 1.0)
+        assert small.data.batch_size == 64
+    trainer = Trainer(cfg_for("discogan", ["trainer.max_steps=1", "model.bottleneck=0", "model.code_size=8"]), tmp_path)
+    trainer.setup()
+    G = trainer.model.nets["G_A"]
+    assert G.encoder(torch.zeros(2, 1, 32, 32)).shape == (2, 8, 8, 8)  # ngf 4 -> 8 channels on an 8x8 map
+
+
 def test_cyclegan_losses_match_hand_computation():
     from gantrain.data.base import DataInfo
     from gantrain.models.cyclegan import CycleGAN

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gantrain.errors import GantrainError
+from gantrain.nets.encoder_decoder import EncoderDecoderGenerator
 from gantrain.nets.generators import build_generator
 from gantrain.nets.image_pool import ImagePool
 from gantrain.nets.patchgan import build_patch_discriminator
@@ -78,6 +79,42 @@ def test_patchgan_shapes_and_size():
     assert len(feats) == 4 and out.shape[1] == 1
     with pytest.raises(GantrainError, match="netD"):
         build_patch_discriminator("huge", 3)
+
+
+def official_discogan_params(extra_layers: bool) -> int:
+    """Parameters of the official DiscoGAN Generator (64 px, 3 channels, bias-free convs), counted by hand."""
+    convs = 3 * 64 + 64 * 128 + 128 * 256 + 256 * 512  # encoder 64-128-256-512 ...
+    convs += 512 * 256 + 256 * 128 + 128 * 64 + 64 * 3  # ... and its mirror, all 4x4 kernels
+    bn = 2 * (128 + 256 + 512) + 2 * (256 + 128 + 64)
+    if extra_layers:  # the 4x4 -> 1x1x100 conv and its transpose, each with BN
+        convs += 2 * 512 * 100
+        bn += 2 * (100 + 512)
+    return convs * 16 + bn
+
+
+@pytest.mark.parametrize("bottleneck,code_shape", [(100, (100, 1, 1)), (0, (512, 4, 4))])
+def test_discogan_generator_matches_official_layouts(bottleneck, code_shape):
+    g = EncoderDecoderGenerator(3, 3, 64, ngf=64, bottleneck=bottleneck)
+    # ours keeps a bias on the first conv (64) and the output deconv (3), as the DCGAN nets here do
+    assert n_params(g) == official_discogan_params(extra_layers=bottleneck > 0) + 64 + 3
+    x = torch.randn(2, 3, 64, 64)
+    assert g.encoder(x).shape == (2, *code_shape)
+    y = g(x)
+    assert y.shape == x.shape and y.abs().max() <= 1
+
+
+def test_discogan_generator_code_size_and_errors():
+    g = EncoderDecoderGenerator(1, 1, 32, ngf=4, bottleneck=0, code_size=8)
+    x = torch.randn(2, 1, 32, 32)
+    assert g.encoder(x).shape == (2, 8, 8, 8)  # two stride-2 levels: 4 -> 8 channels, 8x8 map
+    assert g(x).shape == x.shape
+    assert EncoderDecoderGenerator(1, 1, 32, ngf=4, bottleneck=10, code_size=8).encoder(x).shape == (2, 10, 1, 1)
+    with pytest.raises(GantrainError, match="code_size must be a power of two"):
+        EncoderDecoderGenerator(1, 1, 32, code_size=3)
+    with pytest.raises(GantrainError, match="image size >= 4 x model.code_size"):
+        EncoderDecoderGenerator(1, 1, 16, code_size=8)
+    with pytest.raises(GantrainError, match="bottleneck must be >= 0"):
+        EncoderDecoderGenerator(1, 1, 32, bottleneck=-1)
 
 
 def test_image_pool_follows_reference_rule_and_resumes_exactly():

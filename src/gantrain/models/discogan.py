@@ -1,6 +1,8 @@
 """`model=discogan`: DiscoGAN (Kim et al. 2017).
 
-G_A: A -> B and G_B: B -> A are encoder-decoders without skips (1x1 bottleneck); D_A judges B-domain images,
+G_A: A -> B and G_B: B -> A are encoder-decoders without skips (default: a 1x1 code of `bottleneck` channels, the
+official code's `extra_layers=True`; `bottleneck: 0` keeps the 4x4 map as the code, its default generator, which
+the 32 px digit presets use because the 1x1 code lets the generators permute classes); D_A judges B-domain images,
 D_B A-domain ones (DCGAN-style conv discriminators). Paper loss: standard GAN (BCE) + MSE reconstruction for
 each direction, Adam 2e-4 with weight decay 1e-5, batch 64 at 64 px (configs/recipe/discogan.yaml).
 
@@ -51,7 +53,8 @@ class DiscoGAN(TranslationModel):
         name: str = "discogan"
         ngf: int = 64
         ndf: int = 64
-        bottleneck: int = 100
+        bottleneck: int = 100  # width of the 1x1 code; 0: none, the code_size map is the code
+        code_size: int = 4  # side of the encoder's last feature map (4: the official code)
         norm: str = "batch"
         init_type: str = "normal"
         init_gain: float = 0.02
@@ -71,8 +74,8 @@ class DiscoGAN(TranslationModel):
             raise GantrainError(f"model.recon={cfg.recon} is not valid; choose mse or l1")
         super().__init__(cfg, info)
         ca, cb, size = self.channels_A, self.channels_B, info.image_size
-        self.nets["G_A"] = EncoderDecoderGenerator(ca, cb, size, cfg.ngf, cfg.bottleneck, cfg.norm)
-        self.nets["G_B"] = EncoderDecoderGenerator(cb, ca, size, cfg.ngf, cfg.bottleneck, cfg.norm)
+        self.nets["G_A"] = EncoderDecoderGenerator(ca, cb, size, cfg.ngf, cfg.bottleneck, cfg.norm, cfg.code_size)
+        self.nets["G_B"] = EncoderDecoderGenerator(cb, ca, size, cfg.ngf, cfg.bottleneck, cfg.norm, cfg.code_size)
         self.nets["D_A"] = DCGANDiscriminator(cb, size, cfg.ndf, cfg.norm)
         self.nets["D_B"] = DCGANDiscriminator(ca, size, cfg.ndf, cfg.norm)
         for net in self.nets.values():
