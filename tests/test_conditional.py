@@ -171,9 +171,9 @@ def test_cgan_losses_match_hand_computation():
     "cls, extra",
     [
         (CGAN, dict(g_conditioning="cbn", d_conditioning="concat", loss="wgan-gp", norm_D="none", d_steps=2)),
-        (CGAN, dict(g_conditioning="multiply", d_conditioning="projection", loss="wgan")),
+        (CGAN, dict(g_conditioning="multiply", d_conditioning="projection", loss="wgan", augment="translation,cutout")),
         (ACGAN, dict(g_conditioning="cbn", loss="lsgan", label_sampling="uniform")),
-        (ACGAN, dict(loss="wgan-gp", norm_D="layer")),
+        (ACGAN, dict(loss="wgan-gp", norm_D="layer", augment="color,translation")),
     ],
 )
 def test_variants_train(cls, extra):
