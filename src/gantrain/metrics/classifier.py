@@ -4,10 +4,11 @@ datasets where Inception features say little (the digits, small grey images)."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -78,31 +79,75 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
 
 
-def train_classifier(train: InMemoryImages, channels: int, num_classes: int, device: torch.device) -> SmallClassifier:
+def train_seeded(
+    build: Callable[[], nn.Module],
+    batches: Callable[[torch.Generator], Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    loss: Callable[[Any, torch.Tensor], torch.Tensor],
+    steps: int,
+    lr: float,
+    device: torch.device,
+    seed: int = TRAIN_SEED,
+) -> nn.Module:
+    """Train a metric network reproducibly: fixed seed, `augment`ed batches, Adam with a one-cycle learning rate.
+
+    `batches(gen)` yields (images in [-1, 1], targets) drawing its randomness from `gen`; the caller's global RNG
+    state is restored afterwards, so training a metric inside a run does not change the run.
+    """
     torch_state = torch.get_rng_state()
     try:
-        torch.manual_seed(TRAIN_SEED)
-        gen = torch.Generator().manual_seed(TRAIN_SEED)
-        net = SmallClassifier(channels, num_classes).to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-        n = len(train)
-        steps_per_epoch = max(n // 64, 1)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=TRAIN_EPOCHS * steps_per_epoch)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        net = build().to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
         net.train()
-        for _ in range(TRAIN_EPOCHS):
-            order = torch.randperm(n, generator=gen)
-            for b in range(steps_per_epoch):
-                idx = order[b * 64 : (b + 1) * 64]
-                batch = train.batch(idx)
-                x, y = augment(batch["image"], gen).to(device), batch["label"].to(device)
-                loss = F.cross_entropy(net(x)[1], y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+        for x, y in itertools.islice(batches(gen), steps):
+            value = loss(net(augment(x, gen).to(device)), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+            sched.step()
         return net.eval()
     finally:
         torch.set_rng_state(torch_state)
+
+
+def train_classifier(train: InMemoryImages, channels: int, num_classes: int, device: torch.device) -> SmallClassifier:
+    steps_per_epoch = max(len(train) // 64, 1)
+
+    def batches(gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(TRAIN_EPOCHS):
+            order = torch.randperm(len(train), generator=gen)
+            for b in range(steps_per_epoch):
+                batch = train.batch(order[b * 64 : (b + 1) * 64])
+                yield batch["image"], batch["label"]
+
+    return train_seeded(
+        lambda: SmallClassifier(channels, num_classes), batches, lambda out, y: F.cross_entropy(out[1], y),
+        TRAIN_EPOCHS * steps_per_epoch, 2e-3, device,
+    )
+
+
+def load_cached(path: Path, net: nn.Module) -> dict[str, Any] | None:
+    """Load `net`'s weights from a metric cache file and return its protocol; None when absent or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(blob["state_dict"])
+        return blob["protocol"]
+    except Exception as exc:  # a broken cache file is rebuilt, not fatal
+        log.warning("metric network cache %s unreadable (%s); retraining", path, exc)
+        return None
+
+
+def save_cached(path: Path, net: nn.Module, protocol: dict[str, Any]) -> dict[str, Any]:
+    """Write `net` and its protocol (plus a hash of the weights) atomically; returns the protocol written."""
+    state = {k: v.cpu() for k, v in net.state_dict().items()}
+    digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
+    protocol = {**protocol, "weights_sha256": digest, "cache_file": str(path)}
+    save_atomic({"state_dict": state, "protocol": protocol}, path)
+    return protocol
 
 
 @torch.no_grad()
@@ -123,19 +168,11 @@ def load_or_train(dataset: str, train: InMemoryImages, test: InMemoryImages, cha
     key = protocol_key(dataset, train.images.shape[-1], channels, num_classes, len(train))
     path = cache_file(dataset, key, folder)
     net = SmallClassifier(channels, num_classes)
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(blob["state_dict"])
-            return net.to(device).eval(), blob["protocol"]
-        except Exception as exc:  # a broken cache file is rebuilt, not fatal
-            log.warning("classifier cache %s unreadable (%s); retraining", path, exc)
+    protocol = load_cached(path, net)
+    if protocol is not None:
+        return net.to(device).eval(), protocol
     log.info("training the %s classifier for metrics (cached at %s)", dataset, path)
     net = train_classifier(train, channels, num_classes, device)
     _, logits = classify(net, test.batch(torch.arange(len(test)))["image"], device)
     accuracy = float((logits.argmax(1) == test.labels.cpu()).float().mean())
-    protocol = {**key, "test_accuracy": accuracy, "weights_sha256": None, "cache_file": str(path)}
-    state = {k: v.cpu() for k, v in net.state_dict().items()}
-    protocol["weights_sha256"] = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
-    save_atomic({"state_dict": state, "protocol": protocol}, path)
-    return net.eval(), protocol
+    return net, save_cached(path, net, {**key, "test_accuracy": accuracy})

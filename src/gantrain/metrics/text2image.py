@@ -8,12 +8,10 @@ right), and `attr_real_acc_<name>` (the classifier on real test images: the ceil
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -22,8 +20,7 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
-from gantrain.metrics.classifier import SmallClassifier, augment, cache_dir
-from gantrain.trainer.checkpoint import save_atomic
+from gantrain.metrics.classifier import SmallClassifier, cache_dir, load_cached, save_cached, train_seeded
 
 if TYPE_CHECKING:
     from gantrain.metrics.evaluator import EvalContext, EvalSetup
@@ -49,27 +46,16 @@ class AttributeClassifier(nn.Module):
 
 
 def _train(train: CaptionedImages, channels: int, sizes: list[int], device: torch.device) -> AttributeClassifier:
-    state = torch.get_rng_state()
-    try:
-        torch.manual_seed(SEED)
-        gen = torch.Generator().manual_seed(SEED)
-        net = AttributeClassifier(channels, sizes).to(device)
-        steps = EPOCHS * max(len(train) // 64, 1)
-        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-        net.train()
-        for _ in range(steps):
+    def batches(gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
             idx = torch.randint(len(train), (64,), generator=gen)
-            x = train.images[idx].float().div(127.5).sub(1.0)
-            x, y = augment(x, gen).to(device), train.attrs[idx].to(device)
-            loss = sum(F.cross_entropy(o, y[:, a]) for a, o in enumerate(net(x)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        return net.eval()
-    finally:
-        torch.set_rng_state(state)
+            yield train.images[idx].float().div(127.5).sub(1.0), train.attrs[idx]
+
+    def loss(heads: list[torch.Tensor], attrs: torch.Tensor) -> torch.Tensor:
+        return sum(F.cross_entropy(out, attrs[:, a]) for a, out in enumerate(heads))
+
+    steps = EPOCHS * max(len(train) // 64, 1)
+    return train_seeded(lambda: AttributeClassifier(channels, sizes), batches, loss, steps, 3e-3, device, SEED)
 
 
 @torch.no_grad()
@@ -86,20 +72,14 @@ def load_or_train(dataset: str, train: CaptionedImages, test: CaptionedImages, n
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir(folder) / f"{dataset}-attributes-{digest}.pt"
     net = AttributeClassifier(channels, sizes)
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(blob["state_dict"])
-            return net.to(device).eval(), blob["protocol"]
-        except Exception as exc:  # a broken cache file is rebuilt
-            log.warning("attribute classifier cache %s unreadable (%s); retraining", path, exc)
+    protocol = load_cached(path, net)
+    if protocol is not None:
+        return net.to(device).eval(), protocol
     log.info("training the %s attribute classifier for metrics (cached at %s)", dataset, path)
     net = _train(train, channels, sizes, device)
     pred = predict(net, test.images.float().div(127.5).sub(1.0), device)
     real_acc = {n: float((pred[:, a] == test.attrs[:, a].cpu()).float().mean()) for a, n in enumerate(names)}
-    protocol = {**key, "test_accuracy": real_acc, "cache_file": str(path)}
-    save_atomic({"state_dict": {k: v.cpu() for k, v in net.state_dict().items()}, "protocol": protocol}, path)
-    return net.eval(), protocol
+    return net, save_cached(path, net, {**key, "test_accuracy": real_acc})
 
 
 class TextToImageMetrics:
