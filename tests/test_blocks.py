@@ -14,7 +14,7 @@ from gantrain.data.base import InMemoryImages
 from gantrain.data.digits import Digits
 from gantrain.data.loader import make_batch_stream
 from gantrain.errors import GantrainError
-from gantrain.losses import AdversarialLoss, gradient_penalty
+from gantrain.losses import AdversarialLoss, clip_weights_, gradient_penalty
 from gantrain.metrics.frechet import frechet_distance, frechet_distance_features
 from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
@@ -73,6 +73,16 @@ def test_mlp_nets_shapes():
     g, d = MLPGenerator(8, (1, 8, 8), [16, 32]), MLPDiscriminator((1, 8, 8), [16])
     x = g(torch.randn(3, 8))
     assert x.shape == (3, 1, 8, 8) and d(x).shape == (3,)
+
+
+def test_clip_weights_bounds_every_critic_parameter():
+    a, b = torch.nn.Linear(3, 3), torch.nn.Conv2d(1, 2, 3)
+    with torch.no_grad():
+        for p in (*a.parameters(), *b.parameters()):
+            p.copy_(torch.linspace(-1, 1, p.numel()).view_as(p))
+    clip_weights_(a, b, value=0.01)
+    params = torch.cat([p.detach().flatten() for p in (*a.parameters(), *b.parameters())])
+    assert params.abs().max().item() == pytest.approx(0.01) and params.min().item() == pytest.approx(-0.01)
 
 
 def test_ema_tracks_a_moving_average():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from gantrain.errors import GantrainError
@@ -64,3 +65,11 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     scores = critic(mixed)
     (grads,) = torch.autograd.grad(scores.float().sum(), mixed, create_graph=True)
     return (grads.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+@torch.no_grad()
+def clip_weights_(*nets: nn.Module, value: float) -> None:
+    """WGAN (weight clipping): keep every parameter of the critics in [-value, value] after their update."""
+    for net in nets:
+        for p in net.parameters():
+            p.clamp_(-value, value)

@@ -16,35 +16,19 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
-from gantrain.losses import gradient_penalty
+from gantrain.losses import clip_weights_, gradient_penalty
 from gantrain.models.base import requires_grad
-from gantrain.models.conditional import ConditionalGANModel
+from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import AuxClassifierDiscriminator, ConditionalGenerator
 from gantrain.nets.init import init_weights
 
 
 class ACGAN(ConditionalGANModel):
     @dataclass
-    class Config:
+    class Config(ConditionalConfig):
         name: str = "acgan"
-        z_dim: int = 100
-        z_dist: str = "normal"  # normal | uniform
-        ngf: int = 64
-        ndf: int = 64
-        norm_G: str = "batch"
-        norm_D: str = "batch"  # none or layer with wgan-gp
-        g_conditioning: str = "concat"  # concat (paper: class code joined to z) | multiply | cbn
-        embed_dim: int = 50  # label embedding size for g_conditioning=concat
-        label_sampling: str = "data"  # data (training class frequencies) | uniform
-        loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp (adversarial head)
         class_weight: float = 1.0  # weight of the class cross-entropy terms
         fake_class_loss: bool = True  # D's class loss on fakes (paper); false: real images only
-        d_steps: int = 1
-        gp_weight: float = 10.0
-        clip_value: float = 0.01
-        augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
-        init_type: str = "normal"
-        init_gain: float = 0.02
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -74,9 +58,7 @@ class ACGAN(ConditionalGANModel):
                 loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(self.augment(x))[0], real, fake)
         self.update("D", loss_D)
         if self.cfg.loss == "wgan":
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
+            clip_weights_(D, value=self.cfg.clip_value)
         out = {
             "D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach(),
             "D_class_real": ce_real.detach(), "D_class_fake": ce_fake.detach(),

@@ -13,34 +13,18 @@ from dataclasses import dataclass
 import torch
 
 from gantrain.data.base import DataInfo
-from gantrain.losses import gradient_penalty
+from gantrain.losses import clip_weights_, gradient_penalty
 from gantrain.models.base import requires_grad
-from gantrain.models.conditional import ConditionalGANModel
+from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
 from gantrain.nets.init import init_weights
 
 
 class CGAN(ConditionalGANModel):
     @dataclass
-    class Config:
+    class Config(ConditionalConfig):
         name: str = "cgan"
-        z_dim: int = 100
-        z_dist: str = "normal"  # normal | uniform
-        ngf: int = 64
-        ndf: int = 64
-        norm_G: str = "batch"
-        norm_D: str = "batch"  # none or layer with wgan-gp
-        g_conditioning: str = "concat"  # concat | multiply | cbn
-        d_conditioning: str = "concat"  # concat | projection
-        embed_dim: int = 50  # label embedding size for the concat modes
-        label_sampling: str = "data"  # data (training class frequencies) | uniform
-        loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp
-        d_steps: int = 1
-        gp_weight: float = 10.0
-        clip_value: float = 0.01
-        augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
-        init_type: str = "normal"
-        init_gain: float = 0.02
+        d_conditioning: str = "concat"  # concat (paper) | projection
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -70,9 +54,7 @@ class CGAN(ConditionalGANModel):
                 loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(self.augment(x), y_fake), real, fake)
         self.update("D", loss_D)
         if self.cfg.loss == "wgan":
-            with torch.no_grad():
-                for p in D.parameters():
-                    p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
+            clip_weights_(D, value=self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if classes_real is not None:
             out["acc/D_class_real"] = self.accuracy(classes_real, y_real)

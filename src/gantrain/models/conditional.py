@@ -3,6 +3,7 @@ grids, and generating images of chosen classes (used by `gantrain-sample --label
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +33,29 @@ def grid_labels(n: int, num_classes: int) -> torch.Tensor:
     a grid with that many images per row shows one row per class, and evaluation batches stay balanced."""
     per_class = max(n // num_classes, 1)
     return (torch.arange(n) // per_class) % num_classes
+
+
+@dataclass
+class ConditionalConfig:
+    """The keys `cgan` and `acgan` share (each family adds its own; the YAML files hold the paper values)."""
+
+    name: str = ""
+    z_dim: int = 100
+    z_dist: str = "normal"  # normal | uniform
+    ngf: int = 64
+    ndf: int = 64
+    norm_G: str = "batch"
+    norm_D: str = "batch"  # none or layer with wgan-gp
+    g_conditioning: str = "concat"  # concat (paper: label embedding joined to z) | multiply | cbn
+    embed_dim: int = 50  # label embedding size for the concat modes
+    label_sampling: str = "data"  # data (training class frequencies) | uniform
+    loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp
+    d_steps: int = 1
+    gp_weight: float = 10.0
+    clip_value: float = 0.01
+    augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
+    init_type: str = "normal"
+    init_gain: float = 0.02
 
 
 class ConditionalGANModel(GANModel):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.losses import gradient_penalty
+from gantrain.losses import clip_weights_, gradient_penalty
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import build_generator, size_multiple
@@ -84,9 +84,7 @@ class DualGAN(TranslationModel):
                 loss_D_B = loss_D_B + cfg.gp_weight * gradient_penalty(n["D_B"], real_A, fake_A)
         self.update("D", loss_D_A + loss_D_B)
         if self.loss.kind == "wgan":
-            with torch.no_grad():
-                for p in (*n["D_A"].parameters(), *n["D_B"].parameters()):
-                    p.clamp_(-cfg.clip_value, cfg.clip_value)
+            clip_weights_(n["D_A"], n["D_B"], value=cfg.clip_value)
         out = {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
         if (step + 1) % cfg.n_critic == 0:
             requires_grad(n["D_A"], False)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from gantrain.data.base import DataInfo
-from gantrain.losses import gradient_penalty
+from gantrain.losses import clip_weights_, gradient_penalty
 from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.diffaug import DiffAugment
 from gantrain.nets.init import init_weights
@@ -69,9 +69,7 @@ class GAN(GANModel):
                 loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(D, real, fake)
         self.update("D", loss_D)
         if self.cfg.loss == "wgan":
-            with torch.no_grad():
-                for p in self.nets["D"].parameters():
-                    p.clamp_(-self.cfg.clip_value, self.cfg.clip_value)
+            clip_weights_(self.nets["D"], value=self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if (step + 1) % self.cfg.d_steps == 0:
             requires_grad(self.nets["D"], False)
