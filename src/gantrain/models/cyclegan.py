@@ -32,7 +32,6 @@ from gantrain.nets.patchgan import build_patch_discriminator
 
 
 class CycleGAN(TranslationModel):
-    generator_names = ("G_A", "G_B")
 
     @dataclass
     class Config:
@@ -68,11 +67,6 @@ class CycleGAN(TranslationModel):
         self.pool_A = ImagePool(cfg.pool_size, seed=1)  # fake_B for D_A
         self.pool_B = ImagePool(cfg.pool_size, seed=2)  # fake_A for D_B
         self.batched = cfg.batch_forwards and cfg.norm != "batch"
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """One Adam over both generators, one over both discriminators (as the reference)."""
-        n = self.nets
-        return {"G": [*n["G_A"].parameters(), *n["G_B"].parameters()], "D": [*n["D_A"].parameters(), *n["D_B"].parameters()]}
 
     def size_multiple(self, direction: str) -> int:
         return size_multiple(self.nets["G_A"])

@@ -46,7 +46,6 @@ def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torc
 
 
 class DiscoGAN(TranslationModel):
-    generator_names = ("G_A", "G_B")
 
     @dataclass
     class Config:
@@ -80,10 +79,6 @@ class DiscoGAN(TranslationModel):
         self.nets["D_B"] = DCGANDiscriminator(ca, size, cfg.ndf, cfg.norm)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        n = self.nets
-        return {"G": [*n["G_A"].parameters(), *n["G_B"].parameters()], "D": [*n["D_A"].parameters(), *n["D_B"].parameters()]}
 
     def size_multiple(self, direction: str) -> int:
         return self.info.image_size

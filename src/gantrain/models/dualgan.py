@@ -26,7 +26,6 @@ from gantrain.nets.patchgan import build_patch_discriminator
 
 
 class DualGAN(TranslationModel):
-    generator_names = ("G_A", "G_B")
 
     @dataclass
     class Config:
@@ -61,10 +60,6 @@ class DualGAN(TranslationModel):
         self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
-
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        n = self.nets
-        return {"G": [*n["G_A"].parameters(), *n["G_B"].parameters()], "D": [*n["D_A"].parameters(), *n["D_B"].parameters()]}
 
     def size_multiple(self, direction: str) -> int:
         return size_multiple(self.nets["G_A"])

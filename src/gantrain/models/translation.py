@@ -24,11 +24,18 @@ GRID_IMAGES = 8  # images per domain in the sample grids
 class TranslationModel(GANModel):
     """Base of the two-domain families; subclasses build `self.nets` and implement `translate`."""
 
+    generator_names: tuple[str, ...] = ("G_A", "G_B")
+
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
         self.channels_A = int(info.extra.get("channels_A", info.channels))
         self.channels_B = int(info.extra.get("channels_B", info.channels))
         self._fixed: dict[str, torch.Tensor] = {}
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One optimiser over every generator net, one over both discriminators (as the reference CycleGAN)."""
+        gens = [p for name in self.generator_names for p in self.nets[name].parameters()]
+        return {"G": gens, "D": [*self.nets["D_A"].parameters(), *self.nets["D_B"].parameters()]}
 
     def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
         """Keep the first test images of each domain for the grids (test split: never trained on)."""

@@ -65,10 +65,6 @@ class UNIT(TranslationModel):
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
 
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        gens = [p for k in self.generator_names for p in self.nets[k].parameters()]
-        return {"G": gens, "D": [*self.nets["D_A"].parameters(), *self.nets["D_B"].parameters()]}
-
     def size_multiple(self, direction: str) -> int:
         return 4
 
