@@ -186,7 +186,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         OmegaConf.save(cfg, run_dir / output_subdir / "config.yaml")
     trainer = Trainer(cfg, run_dir)
     trainer.setup(ckpt)
-    return trainer.fit()
+    metrics = trainer.fit()
+    trainer.dist.close()
+    return metrics
 
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")

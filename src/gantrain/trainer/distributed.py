@@ -79,6 +79,13 @@ class DistEnv:
             dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
         return env
 
+    def close(self) -> None:
+        """Leave the process group once training is done: the ranks meet at a barrier first, so none tears its
+        communication threads down while another is still in a collective (an abort at exit otherwise)."""
+        if self.active:
+            dist.barrier()
+            dist.destroy_process_group()
+
     @property
     def is_main(self) -> bool:
         return self.rank == 0
