@@ -24,10 +24,8 @@ from gantrain.errors import GantrainError
 from gantrain.losses import gradient_penalty
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
-from gantrain.nets.generators import build_generator, size_multiple
+from gantrain.nets.generators import size_multiple
 from gantrain.nets.image_pool import ImagePool
-from gantrain.nets.init import init_weights
-from gantrain.nets.patchgan import build_patch_discriminator
 
 
 
@@ -58,12 +56,7 @@ class CycleGAN(TranslationModel):
         ca, cb = self.channels_A, self.channels_B
         if cfg.lambda_identity > 0 and ca != cb:
             raise GantrainError(f"the identity loss needs equal channel counts (A {ca}, B {cb}); set model.lambda_identity=0")
-        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm)
-        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
-        for net in self.nets.values():
-            init_weights(net, cfg.init_type, cfg.init_gain)
+        self.build_patch_nets(cfg)
         self.pool_A = ImagePool(cfg.pool_size, seed=1)  # fake_B for D_A
         self.pool_B = ImagePool(cfg.pool_size, seed=2)  # fake_A for D_B
         self.batched = cfg.batch_forwards and cfg.norm != "batch"
@@ -120,14 +113,6 @@ class CycleGAN(TranslationModel):
         if idt:
             out.update(idt_A=idt_loss_A, idt_B=idt_loss_B)
         return {k: v.detach() for k, v in out.items()}
-
-    # ------------------------------------------------------------------ translation
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        self.check_direction(direction)
-        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
-        with self.rt.autocast():
-            return G(x).float()
 
     # ------------------------------------------------------------------ pools in checkpoints
     def extra_state(self) -> dict[str, Any]:

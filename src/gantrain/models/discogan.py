@@ -127,9 +127,3 @@ class DiscoGAN(TranslationModel):
             out.update(D_A=loss_D_A.detach(), D_B=loss_D_B.detach())
         return out
 
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        self.check_direction(direction)
-        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
-        with self.rt.autocast():
-            return G(x).float()

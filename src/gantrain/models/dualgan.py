@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
@@ -20,9 +19,7 @@ from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_, gradient_penalty
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
-from gantrain.nets.generators import build_generator, size_multiple
-from gantrain.nets.init import init_weights
-from gantrain.nets.patchgan import build_patch_discriminator
+from gantrain.nets.generators import size_multiple
 
 
 class DualGAN(TranslationModel):
@@ -53,13 +50,7 @@ class DualGAN(TranslationModel):
         if cfg.n_critic < 1:
             raise GantrainError(f"model.n_critic must be >= 1, got {cfg.n_critic}")
         super().__init__(cfg, info)
-        ca, cb = self.channels_A, self.channels_B
-        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm)
-        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
-        for net in self.nets.values():
-            init_weights(net, cfg.init_type, cfg.init_gain)
+        self.build_patch_nets(cfg)
 
     def size_multiple(self, direction: str) -> int:
         return size_multiple(self.nets["G_A"])
@@ -97,9 +88,3 @@ class DualGAN(TranslationModel):
             out.update(G_A=loss_G_A.detach(), G_B=loss_G_B.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
         return out
 
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        self.check_direction(direction)
-        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
-        with self.rt.autocast():
-            return G(x).float()

@@ -7,7 +7,6 @@ translations and reconstructions (real_A, fake_B, rec_A, real_B, fake_A, rec_B);
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from pathlib import Path
 
 import torch
@@ -16,13 +15,16 @@ import torch.nn as nn
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
+from gantrain.nets.generators import build_generator
+from gantrain.nets.init import init_weights
+from gantrain.nets.patchgan import build_patch_discriminator
 
 DIRECTIONS = ("AtoB", "BtoA")
 GRID_IMAGES = 8  # images per domain in the sample grids
 
 
 class TranslationModel(GANModel):
-    """Base of the two-domain families; subclasses build `self.nets` and implement `translate`."""
+    """Base of the two-domain families; subclasses build `self.nets` (G_A: A -> B, G_B: B -> A, D_A, D_B)."""
 
     generator_names: tuple[str, ...] = ("G_A", "G_B")
 
@@ -47,10 +49,24 @@ class TranslationModel(GANModel):
             n = min(GRID_IMAGES, len(images))
             self._fixed[side] = images.batch(torch.arange(n))["image"]
 
+    def build_patch_nets(self, cfg) -> None:
+        """G_A: A -> B and G_B: B -> A (`model.netG`), PatchGAN D_A on B and D_B on A (`model.netD`), initialised."""
+        ca, cb = self.channels_A, self.channels_B
+        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
+
     # ----- translation -----
-    @abstractmethod
+    @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        """Images of one domain in [-1, 1] -> the other domain (`direction` AtoB or BtoA); no grad."""
+        """Images of one domain in [-1, 1] -> the other domain (`direction` AtoB: G_A, BtoA: G_B); no grad."""
+        self.check_direction(direction)
+        G = (nets or self.nets)["G_A" if direction == "AtoB" else "G_B"]
+        with self.rt.autocast():
+            return G(x).float()
 
     def size_multiple(self, direction: str) -> int:
         """What image sides must divide by for `translate` (inputs are padded to it)."""

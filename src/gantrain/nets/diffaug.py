@@ -80,4 +80,4 @@ class DiffAugment(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for name in self.policy:
             x = _TRANSFORMS[name](x)
-        return x.contiguous()
+        return x
