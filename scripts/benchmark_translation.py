@@ -4,7 +4,9 @@
 
 `--reference-mode` turns off what gantrain adds on top of the reference CycleGAN's computation (batched
 identity/D forwards), so the two can be compared on the same machine with the same architecture and losses.
-Prints one JSON line per family.
+Each line also gives the floating-point work of one iteration (counted by torch's FlopCounterMode) and the rate
+achieved; `--peak` adds the machine's dense matrix-multiply rate at that precision, the ceiling that bounds how
+fast any implementation of the same computation can go. Prints one JSON line per family.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 
 import torch
 from omegaconf import OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
 
 from gantrain.data.base import DataInfo
 from gantrain.models.cyclegan import CycleGAN
@@ -45,6 +48,9 @@ def bench(name: str, size: int, batch: int, steps: int, device: torch.device, pr
     if channels_last:
         data = [{k: v.contiguous(memory_format=torch.channels_last) for k, v in d.items()} for d in data]
     model.train_step(data[0], 0)  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        model.train_step(data[1], 0)
+    flops = counter.get_total_flops()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -59,7 +65,26 @@ def bench(name: str, size: int, batch: int, steps: int, device: torch.device, pr
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"family": name, "size": size, "batch": batch, "device": str(device), "precision": precision,
             "reference_mode": reference, "channels_last": channels_last, "s_per_iter": round(sec, 4),
+            "gflop_per_iter": round(flops / 1e9, 1), "achieved_gflops": round(flops / sec / 1e9, 1),
             "peak_mem_MiB": round(peak, 1), "threads": torch.get_num_threads()}
+
+
+def matmul_peak(device: torch.device, precision: str, n: int = 2048, reps: int = 20) -> dict:
+    """Dense n x n matrix-multiply rate at this precision: the best case for the convolutions' GEMMs."""
+    dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(precision, torch.float32)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    sec = (time.perf_counter() - start) / reps
+    return {"matmul_peak": f"{n}x{n}", "device": str(device), "precision": precision,
+            "gflops": round(2 * n**3 / sec / 1e9, 1), "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -72,12 +97,15 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--reference-mode", action="store_true")
+    p.add_argument("--peak", action="store_true", help="also measure the dense matmul rate at this precision")
     args = p.parse_args()
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     for name in args.families.split(","):
         print(json.dumps(bench(name, args.size, args.batch, args.steps, device, precision, args.reference_mode,
                                args.channels_last)), flush=True)
+    if args.peak:
+        print(json.dumps(matmul_peak(device, precision)), flush=True)
 
 
 if __name__ == "__main__":
