@@ -5,9 +5,10 @@ G_A: A -> B and G_B: B -> A (ResNet or U-Net), D_A judges fake_B against real B 
 identity L1 (lambda_identity x lambda) with D frozen; then one D step on real vs a history-pool fake, each
 D loss halved. Keys keep the reference's names (netG, netD, n_layers_D, lambda_A, pool_size, ...).
 
-Speed without changing the maths: with a per-sample norm (instance/none/layer) the identity forwards ride in
-the same batched call as the translations (G_A on [A; B] gives fake_B and idt_A), and D scores real and fake
-in one call. Batch norm falls back to separate calls so its statistics stay per-domain.
+Speed without changing the maths: with a per-sample norm (instance/none/layer) the six generator forwards run
+as three batched calls (G_A on [A; B] gives fake_B and idt_A; G_B on [B; A; fake_B] gives fake_A, idt_B and
+rec_A; G_A on fake_A gives rec_B), and D scores real and fake in one call. Batch norm falls back to one call
+per image set so its statistics stay per-domain (`model.batch_forwards=false` gives the reference's order).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class CycleGAN(TranslationModel):
         pool_size: int = 50  # fakes kept per discriminator (0: none)
         loss: str = "lsgan"  # lsgan | vanilla | hinge | wgangp
         gp_weight: float = 10.0  # wgangp
-        batch_forwards: bool = True  # batch the identity / D calls (exact for per-sample norms)
+        batch_forwards: bool = True  # 3 batched G calls, one D call for real+fake (exact for per-sample norms)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)  # builds self.loss from model.loss (lsgan, vanilla, hinge, wgangp)
