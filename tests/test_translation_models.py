@@ -69,6 +69,14 @@ def test_paper_defaults_and_digits_preset():
     assert validate_config(compose_cfg(["model=dualgan", "data=horse2zebra"])).optim.name == "rmsprop"
 
 
+def test_dualgan_digits_preset_keeps_the_paper_game():
+    """The digits2negative preset shrinks the nets but trains the paper's WGAN game (clipping, several critic steps)."""
+    cfg = validate_config(compose_cfg(["model=dualgan", "data=digits2negative"]))
+    m = cfg.model
+    assert (m.loss, m.clip_value, m.n_critic, m.lambda_A, m.lambda_B, m.recon) == ("wgan", 0.02, 3, 200, 200, "l1")
+    assert (cfg.optim.name, m.netG, m.norm, cfg.trainer.max_epochs) == ("rmsprop", "unet_32", "none", 30)
+
+
 def test_discogan_paper_generator_default_and_digits_preset(tmp_path):
     cfg = validate_config(compose_cfg(["model=discogan", "data=horse2zebra"]))
     assert (cfg.model.bottleneck, cfg.model.code_size, cfg.model.ngf, cfg.data.batch_size) == (100, 4, 64, 64)
