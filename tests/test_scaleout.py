@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY, compose_cfg, run_cli
+from conftest import TINY, run_cli
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

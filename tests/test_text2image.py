@@ -23,7 +23,6 @@ from gantrain.data.captions import decode_tokens, encode_captions
 from gantrain.data.shapes import ATTRIBUTES, Shapes
 from gantrain.errors import GantrainError
 from gantrain.models.gan_cls import GANCLS
-from gantrain.trainer.runtime import Runtime
 
 SMALL_SHAPES = ["data.num_train=96", "data.num_test=24", "data.image_size=16", "data.batch_size=8"]
 TINY_CLS = [

@@ -25,7 +25,7 @@ import logging
 import numpy as np
 import torch
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataSource, InMemoryImages
 from gantrain.errors import GantrainError
 from gantrain.inversion import Latent, latent_of, reconstruction_error, sample_prior
 
@@ -91,7 +91,6 @@ class LatentProbe(_ModelMetric):
     name = "latent_probe"
 
     def __init__(self, setup: EvalSetup) -> None:
-        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
         super().__init__(setup)
         self._pixels: dict[str, float] | None = None
 

@@ -17,7 +17,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import SmallClassifier, cache_dir, load_cached, save_cached, train_seeded

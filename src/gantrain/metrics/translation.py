@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features

@@ -29,9 +29,7 @@ from gantrain.nets.generators import size_multiple
 from gantrain.nets.image_pool import ImagePool
 
 
-
 class CycleGAN(TranslationModel):
-
     @dataclass
     class Config:
         name: str = "cyclegan"

@@ -7,9 +7,7 @@ periodic samples and evaluation; the family (a `GANModel`) owns only its nets, o
 from __future__ import annotations
 
 import logging
-import math
 import signal
-import sys
 import time
 import warnings
 from pathlib import Path
