@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import TINY, compose_cfg, run_cli
 from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
+from gantrain.errors import GantrainError
 from gantrain.metrics.translation import TranslationMetrics, kid
 from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
@@ -209,3 +210,9 @@ def test_cyclegan_batched_forwards_match_the_reference_order(identity, tmp_path)
         results.append(trainer.model.nets.state_dict())
     for key, value in results[0].items():
         torch.testing.assert_close(value, results[1][key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_discogan_batch_one_with_a_batch_norm_code_is_a_clear_error(tmp_path):
+    cfg = cfg_for("discogan", ["trainer.max_steps=1", "model.bottleneck=100", "model.norm=batch", "data.batch_size=1"])
+    with pytest.raises(GantrainError, match="data.batch_size of at least 2"):
+        train(cfg, tmp_path)

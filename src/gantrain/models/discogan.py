@@ -14,12 +14,13 @@ reproduces its "D when iter % 3 == 0, G otherwise" schedule.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gantrain.data.base import DataInfo
+from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
@@ -79,6 +80,15 @@ class DiscoGAN(TranslationModel):
         self.nets["D_B"] = DCGANDiscriminator(ca, size, cfg.ndf, cfg.norm)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
+
+    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
+        """Refuse batch 1 where batch norm would normalise the single value of each 1x1 code channel."""
+        if self.cfg.norm == "batch" and self.cfg.bottleneck > 0 and data.cfg.batch_size < 2:
+            raise GantrainError(
+                "model=discogan with batch norm and a 1x1 code needs data.batch_size of at least 2 (the paper uses 64); "
+                "raise data.batch_size, or set model.norm=instance or model.bottleneck=0"
+            )
+        super().prepare(data, run_dir)
 
     def size_multiple(self, direction: str) -> int:
         return self.info.image_size
