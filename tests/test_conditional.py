@@ -218,7 +218,7 @@ def run_training(overrides: list[str], run_dir: Path) -> Trainer:
 
 def test_digits_defaults_and_resume_exact(tmp_path):
     cfg = compose_cfg(["model=acgan"])
-    assert (cfg.data.image_size, cfg.model.ngf, cfg.trainer.max_steps) == (16, 32, 600)
+    assert (cfg.data.image_size, cfg.model.ngf, cfg.trainer.max_steps) == (16, 32, 1200)
     assert cfg.model.augment == "translation,cutout"
     cg = compose_cfg(["model=cgan"])
     assert (cg.data.image_size, cg.trainer.max_steps, cg.model.augment, cg.trainer.ema.decay) == (32, 3000, "translation", 0.999)

@@ -35,6 +35,7 @@ class GANModel(ABC):
 
     Config: type
     generator_names: tuple[str, ...] = ("G",)
+    steps_per_epoch: int = 1  # set by the trainer: for schedules a paper states in epochs
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         self.cfg = cfg

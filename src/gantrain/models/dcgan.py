@@ -26,6 +26,8 @@ class DCGAN(GAN):
         gp_weight: float = 10.0
         clip_value: float = 0.01
         augment: str = ""
+        topk_gamma: float = 1.0  # top-k G updates (Sinha et al. 2020): keep k fakes, k *= gamma per epoch; 1 = off
+        topk_min: float = 0.5  # the floor of k as a share of the batch (the paper's nu)
         init_type: str = "normal"
         init_gain: float = 0.02
 

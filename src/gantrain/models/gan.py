@@ -35,6 +35,8 @@ class GAN(GANModel):
         gp_weight: float = 10.0  # wgan-gp
         clip_value: float = 0.01  # wgan
         augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout" (small datasets)
+        topk_gamma: float = 1.0  # top-k G updates (Sinha et al. 2020): keep k fakes, k *= gamma per epoch; 1 = off
+        topk_min: float = 0.5  # the floor of k as a share of the batch (the paper's nu)
         init_type: str = "normal"
         init_gain: float = 0.02
 
@@ -74,11 +76,23 @@ class GAN(GANModel):
         if (step + 1) % self.cfg.d_steps == 0:
             requires_grad(self.nets["D"], False)
             with rt.autocast():
-                loss_G = self.loss.generator(D(fake))
+                loss_G = self.loss.generator(self.top_k(D(fake), step))
             self.update("G", loss_G)
             requires_grad(self.nets["D"], True)
             out["G"] = loss_G.detach()
         return out
+
+    def top_k(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        """D's logits on the k fakes it rates most real (Sinha et al. 2020): the worst fakes' gradients point
+        between modes, so dropping them sharpens samples. k starts at the batch and shrinks by `topk_gamma`
+        per epoch down to `topk_min` of it."""
+        if self.cfg.topk_gamma >= 1.0:
+            return logits
+        n = logits.shape[0]
+        share = max(self.cfg.topk_min, self.cfg.topk_gamma ** (step // self.steps_per_epoch))
+        k = max(1, round(share * n))
+        keep = logits.detach().float().reshape(n, -1).mean(1).topk(k).indices  # per-sample score (PatchGAN maps averaged)
+        return logits[keep]
 
     @torch.no_grad()
     def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:

@@ -94,6 +94,7 @@ class Trainer:
             world=self.dist.world,
         )
         self.steps_per_epoch = len(self.stream)
+        self.model.steps_per_epoch = self.steps_per_epoch
         self.total_steps = self._total_steps()
         self.model.configure_optimizers(lambda name, params: build_optimizer(name, params, cfg.optim, device))
         self.schedulers = {
