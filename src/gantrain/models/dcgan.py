@@ -16,7 +16,7 @@ class DCGAN(GAN):
     class Config:
         name: str = "dcgan"
         z_dim: int = 100
-        z_dist: str = "normal"
+        z_dist: str = "uniform"
         ngf: int = 64
         ndf: int = 64
         norm_G: str = "batch"
