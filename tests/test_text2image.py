@@ -154,7 +154,7 @@ def write_folder(root: Path) -> None:
 
 def test_captioned_folder_and_missing_releases(tmp_path):
     write_folder(tmp_path / "imgs")
-    cfg = OmegaConf.structured(CaptionedFolder.Config(root=str(tmp_path / "imgs"), image_size=16, cache=str(tmp_path / "c")))
+    cfg = OmegaConf.structured(CaptionedFolder.Config(root=str(tmp_path / "imgs"), image_size=16, cache_dir=str(tmp_path / "c")))
     src = CaptionedFolder(cfg)
     train, test = src.split("train"), src.split("test")
     assert len(train) == 4 and len(test) == 4 and train.tokens.shape[1] == 5  # the last class is held out

@@ -12,17 +12,20 @@ file name), and the public pix2pix datasets by name (facades, maps, edges2shoes,
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from functools import partial
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, random_crop, random_flip, take
 from gantrain.data.digits import digits_split_indices, digits_uint8
 from gantrain.data.download import download_and_extract
-from gantrain.data.unpaired import _random_flip, _to_float, decode_domain, edges, list_domain, open_image, preprocess_image
+from gantrain.data.stream import FileRows, check_headers, resolve_cache
+from gantrain.data.unpaired import decode_file, edges, list_domain, open_image, preprocess_image
 from gantrain.errors import GantrainError
 
 log = logging.getLogger(__name__)
@@ -43,69 +46,70 @@ def check_direction(direction: str) -> None:
         raise GantrainError(f"data.direction={direction} is not valid; choose AtoB or BtoA")
 
 
-def _pair_crop(a: torch.Tensor, b: torch.Tensor, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One random size x size window per pair, the same for A and B (one gather over both)."""
-    both = torch.cat([a, b], 1)
-    n, _, h, w = both.shape
-    top = torch.randint(0, h - size + 1, (n,), generator=gen).to(both.device)
-    left = torch.randint(0, w - size + 1, (n,), generator=gen).to(both.device)
-    ar = torch.arange(size, device=both.device)
-    rows = (top[:, None] + ar)[:, None, :, None]
-    cols = (left[:, None] + ar)[:, None, None, :]
-    batch = torch.arange(n, device=both.device)[:, None, None, None]
-    chans = torch.arange(both.shape[1], device=both.device)[None, :, None, None]
-    out = both[batch, chans, rows, cols]
-    return out[:, : a.shape[1]], out[:, a.shape[1] :]
-
-
 class AlignedImages(InMemorySplit):
-    """Paired uint8 images A[i] <-> B[i] (N, C, H, W); random crop to `crop` and flips shared by each pair.
+    """Paired uint8 images A[i] <-> B[i], held as one (N, C_A + C_B, H, W) store `ab` (a tensor or `FileRows`
+    decoding each side-by-side file once), so one gather, crop and flip serve both sides of each pair.
 
-    Evaluation (no generator) takes the centre crop. `labels` (optional) are carried as `label`.
+    Evaluation (no keys) takes the centre crop. `labels` (optional) are carried as `label`.
     """
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor | None = None,
-                 crop: int | None = None, flip: bool = False) -> None:
-        for name, x in (("A", a), ("B", b)):
-            if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[0] == 0:
-                raise ValueError(f"AlignedImages wants a non-empty uint8 (N, C, H, W) tensor for {name}")
-        if a.shape[0] != b.shape[0] or a.shape[-2:] != b.shape[-2:]:
-            raise ValueError(f"AlignedImages wants A and B of equal count and size, got {tuple(a.shape)} and {tuple(b.shape)}")
-        self.a, self.b, self.labels, self.crop, self.flip = a, b, labels, crop, flip
+    def __init__(self, a: Any, b: Any | None = None, labels: torch.Tensor | None = None,
+                 crop: int | None = None, flip: bool = False, channels_a: int | None = None) -> None:
+        """`AlignedImages(a, b)` from two stores, or `AlignedImages(ab, channels_a=C)` from a joined one."""
+        if b is not None:
+            for name, x in (("A", a), ("B", b)):
+                if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[0] == 0:
+                    raise ValueError(f"AlignedImages wants a non-empty uint8 (N, C, H, W) tensor for {name}")
+            if a.shape[0] != b.shape[0] or a.shape[-2:] != b.shape[-2:]:
+                raise ValueError(f"AlignedImages wants A and B of equal count and size, got {tuple(a.shape)} and {tuple(b.shape)}")
+            a, channels_a = torch.cat([a, b], 1), a.shape[1]
+        if channels_a is None or a.dtype != torch.uint8 or len(a.shape) != 4 or a.shape[0] == 0:
+            raise ValueError("AlignedImages wants a non-empty uint8 (N, C_A + C_B, H, W) store and channels_a")
+        self.ab, self.ca, self.labels, self.crop, self.flip = a, channels_a, labels, crop, flip
+
+    @property
+    def a(self) -> torch.Tensor:
+        return self.ab[:, : self.ca]
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.ab[:, self.ca :]
 
     def __len__(self) -> int:
-        return self.a.shape[0]
+        return self.ab.shape[0]
 
-    def to(self, device: torch.device) -> "AlignedImages":
-        labels = None if self.labels is None else self.labels.to(device)
-        return AlignedImages(self.a.to(device), self.b.to(device), labels, self.crop, self.flip)
+    @property
+    def device(self) -> torch.device:
+        return self.ab.device
 
-    def _augment(self, a: torch.Tensor, b: torch.Tensor, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = a.shape[-2:]
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "AlignedImages":
+        labels = None if self.labels is None else fn(self.labels)
+        ab = fn(self.ab) if torch.is_tensor(self.ab) else self.ab
+        return AlignedImages(ab, None, labels, self.crop, self.flip, channels_a=self.ca)
+
+    def _augment(self, ab: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
+        h, w = ab.shape[-2:]
         if self.crop is not None and (h, w) != (self.crop, self.crop):
-            if gen is None:
+            if keys is None:
                 top, left = (h - self.crop) // 2, (w - self.crop) // 2
-                a = a[..., top : top + self.crop, left : left + self.crop]
-                b = b[..., top : top + self.crop, left : left + self.crop]
+                ab = ab[..., top : top + self.crop, left : left + self.crop]
             else:
-                a, b = _pair_crop(a, b, self.crop, gen)
-        if self.flip and gen is not None:
-            both = _random_flip(torch.cat([a, b], 1), gen)
-            a, b = both[:, : a.shape[1]], both[:, a.shape[1] :]
-        return a, b
+                ab = random_crop(ab, self.crop, keys)
+        if self.flip and keys is not None:
+            ab = random_flip(ab, keys)
+        return ab
 
-    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        index = index.to(self.a.device)
-        a, b = self._augment(self.a.index_select(0, index), self.b.index_select(0, index), gen)
-        out = {"A": _to_float(a), "B": _to_float(b)}
+    def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        ab = self._augment(take(self.ab, index), keys)
+        out = {"A": ab[:, : self.ca], "B": ab[:, self.ca :]}
         if self.labels is not None:
             out["label"] = self.labels.index_select(0, index)
         return out
 
     def domain(self, name: str) -> InMemoryImages:
         """One side, centre-cropped, as plain images (for evaluation and `gantrain-translate`)."""
-        a, b = self._augment(self.a, self.b, None)
-        return InMemoryImages((a if name == "A" else b).contiguous(), self.labels, flip=False)
+        ab = self._augment(self.ab, None)
+        return InMemoryImages((ab[:, : self.ca] if name == "A" else ab[:, self.ca :]).contiguous(), self.labels, flip=False)
 
 
 def _info(name: str, channels: int, size: int, direction: str, n: int, **extra) -> DataInfo:
@@ -176,6 +180,28 @@ class Edges2Digits(DataSource):
 
 
 # ---------------------------------------------------------------------------------------------- folders
+def decode_side_by_side(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> torch.Tensor:
+    """One A|B file as a (2C, H, W) uint8 tensor; each half is resized on its own, as the reference's
+    AlignedDataset does (split before resizing)."""
+    im = open_image(path, channels)
+    w, h = im.size
+    if w % 2:
+        raise GantrainError(f"{path} is {w} px wide, which cannot be halved into A|B; each image must hold A left, B right")
+    halves = []
+    for box in ((0, 0, w // 2, h), (w // 2, 0, w, h)):
+        arr = np.asarray(preprocess_image(im.crop(box), preprocess, load_size, crop_size), dtype=np.uint8)
+        halves.append(arr[:, :, None] if arr.ndim == 2 else arr)
+    return torch.from_numpy(np.concatenate(halves, 2)).permute(2, 0, 1).contiguous()
+
+
+def decode_named_pair(pair: tuple[Path, Path], channels: int, preprocess: str, load_size: int, crop_size: int) -> torch.Tensor:
+    """trainA/x and trainB/x as one (2C, H, W) uint8 tensor."""
+    a, b = (decode_file(p, channels, preprocess, load_size, crop_size) for p in pair)
+    if a.shape[-2:] != b.shape[-2:]:
+        raise GantrainError(f"{pair[0]} and {pair[1]} differ in size after preprocessing; use data.preprocess=resize_and_crop")
+    return torch.cat([a, b])
+
+
 class AlignedFolder(DataSource):
     """`data=aligned_folder data.root=DIR`: DIR/train, val, test of side-by-side A|B images (A left, B right),
     or DIR/trainA + trainB (+ testA, testB) with pairs matched by file name. With `dataset` set to a public
@@ -198,9 +224,12 @@ class AlignedFolder(DataSource):
         flip: bool = True
         channels: int = 3
         batch_size: int = 1
-        num_workers: int = 0
+        num_workers: int = 2  # stream mode: decoding worker processes
         max_dataset_size: Optional[int] = None
         test_split: str = "test"  # the folder evaluation reads (test or val), falling back to val, then train
+        # how the train split is held (data/stream.py)
+        cache: str = "auto"  # auto | device | host | stream
+        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -214,6 +243,8 @@ class AlignedFolder(DataSource):
         self.folder = self._locate(cfg)
         self.two_folder = (self.folder / "trainA").is_dir()
         self._splits: dict[str, AlignedImages] = {}
+        self._listing: dict[str, tuple[list[Any], Path]] = {}
+        self._mode: str | None = None
 
     @staticmethod
     def _locate(cfg) -> Path:
@@ -239,11 +270,6 @@ class AlignedFolder(DataSource):
             raise GantrainError(f"{folder} has neither train/ nor trainA/ + trainB/; an aligned dataset needs one of them")
         return folder
 
-    def _decode(self, paths: list[Path], phase: str, where: str) -> torch.Tensor:
-        cfg = self.cfg
-        load = cfg.load_size if phase == "train" else cfg.crop_size  # test: load = crop
-        return decode_domain(paths, cfg.channels, cfg.preprocess, load, cfg.crop_size, where)
-
     def _phase_dir(self, phase: str) -> str:
         order = [phase] if phase == "train" else [self.cfg.test_split, "val", "test", "train"]
         suffixes = ("A",) if self.two_folder else ("",)
@@ -254,7 +280,10 @@ class AlignedFolder(DataSource):
                 return cand
         raise GantrainError(f"{self.folder} has no {phase} split")
 
-    def _load(self, phase: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _items(self, phase: str) -> tuple[list[Any], Path]:
+        """The split's files in a fixed order: paths of A|B images, or (A, B) pairs matched by name."""
+        if phase in self._listing:
+            return self._listing[phase]
         cfg = self.cfg
         name = self._phase_dir(phase)
         if self.two_folder:
@@ -267,55 +296,91 @@ class AlignedFolder(DataSource):
             unmatched = len(by_a) + len(by_b) - 2 * len(common)
             if unmatched:
                 log.warning("%s: %d file(s) without a partner of the same name were left out", self.folder, unmatched)
-            if cfg.max_dataset_size is not None:
-                common = common[: cfg.max_dataset_size]
-            a = self._decode([by_a[k] for k in common], phase, str(da))
-            b = self._decode([by_b[k] for k in common], phase, str(db))
-            if a.shape[-2:] != b.shape[-2:]:
-                raise GantrainError(f"{da} and {db} images differ in size after preprocessing; use data.preprocess=resize_and_crop")
-            return a, b
-        sub = self.folder / name
-        paths = list_domain(sub)
-        if not paths:
-            raise GantrainError(f"{sub} holds no images; add A|B images or fix data.root")
+            items: list[Any] = [(by_a[k], by_b[k]) for k in common]
+            where = da
+        else:
+            where = self.folder / name
+            items = list_domain(where)
+            if not items:
+                raise GantrainError(f"{where} holds no images; add A|B images or fix data.root")
         if cfg.max_dataset_size is not None:
-            paths = paths[: cfg.max_dataset_size]
-        # Split before resizing (each half is resized on its own, as the reference's AlignedDataset does).
-        halves_a, halves_b = [], []
-        load = cfg.load_size if phase == "train" else cfg.crop_size
-        for p in paths:
+            items = items[: cfg.max_dataset_size]
+        self._listing[phase] = items, where
+        return items, where
+
+    def _decoder(self, phase: str) -> Callable[[Any], torch.Tensor]:
+        cfg = self.cfg
+        load = cfg.load_size if phase == "train" else cfg.crop_size  # test: load = crop
+        pair = decode_named_pair if self.two_folder else decode_side_by_side
+        return partial(pair, channels=cfg.channels, preprocess=cfg.preprocess, load_size=load, crop_size=cfg.crop_size)
+
+    def _load(self, phase: str) -> Any:
+        """The split's joined (N, 2C, H, W) store: decoded into memory, or `FileRows` in stream mode."""
+        cfg = self.cfg
+        items, where = self._items(phase)
+        decode = self._decoder(phase)
+        if phase == "train" and self.cache_mode == "stream":
+            if self.two_folder:
+                ok_a = set(check_headers([a for a, _ in items], str(where)))
+                ok_b = set(check_headers([b for _, b in items], str(where)))
+                items = [(a, b) for a, b in items if a in ok_a and b in ok_b]
+            else:
+                items = check_headers(items, str(where))
+            shape = self._decoded_shape(items, decode)
+            return FileRows(items, decode, (len(items), *shape))
+
+        def one(item: Any) -> torch.Tensor | None:
             try:
-                im = open_image(p, cfg.channels)
+                return decode(item)
             except (OSError, ValueError, SyntaxError) as exc:
-                log.warning("skipping unreadable image %s (%s)", p, exc)
+                log.warning("skipping unreadable image %s (%s)", item, exc)
+                return None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            rows = [x for x in pool.map(one, items) if x is not None]
+        if not rows:
+            raise GantrainError(f"{where}: none of its {len(items)} image(s) could be read; check the files")
+        if len(rows) < len(items):
+            log.warning("%s: skipped %d unreadable image(s) of %d", where, len(items) - len(rows), len(items))
+        if len({x.shape for x in rows}) > 1:
+            raise GantrainError(f"{where}: images have different sizes after data.preprocess={cfg.preprocess}; use data.preprocess=resize_and_crop")
+        ab = torch.stack(rows)
+        if cfg.preprocess != "none" and min(ab.shape[-2:]) < cfg.crop_size:
+            raise GantrainError(f"{where}: halves are {ab.shape[-1]}x{ab.shape[-2]}, smaller than data.crop_size={cfg.crop_size}; lower data.crop_size")
+        return ab
+
+    def _decoded_shape(self, items: list[Any], decode: Callable[[Any], torch.Tensor] | None) -> tuple[int, int, int]:
+        """(2C, H, W) of a decoded train pair: known for resize_and_crop, else read from the first readable file."""
+        cfg = self.cfg
+        if cfg.preprocess == "resize_and_crop" or decode is None:
+            return 2 * cfg.channels, cfg.load_size, cfg.load_size  # the other modes: an estimate until decoded
+        for item in items:
+            try:
+                return tuple(decode(item).shape)  # type: ignore[return-value]
+            except (OSError, ValueError, SyntaxError):
                 continue
-            w, h = im.size
-            if w % 2:
-                raise GantrainError(f"{p} is {w} px wide, which cannot be halved into A|B; each image must hold A left, B right")
-            for half, box in ((halves_a, (0, 0, w // 2, h)), (halves_b, (w // 2, 0, w, h))):
-                arr = np.asarray(preprocess_image(im.crop(box), cfg.preprocess, load, cfg.crop_size), dtype=np.uint8)
-                half.append(arr[:, :, None] if arr.ndim == 2 else arr)
-        if not halves_a:
-            raise GantrainError(f"{sub}: none of its {len(paths)} image(s) could be read; check the files")
-        if len({x.shape for x in halves_a}) > 1:
-            raise GantrainError(f"{sub}: images have different sizes after data.preprocess={cfg.preprocess}; use data.preprocess=resize_and_crop")
-        to_t = lambda xs: torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-        a, b = to_t(halves_a), to_t(halves_b)
-        if cfg.preprocess != "none" and min(a.shape[-2:]) < cfg.crop_size:
-            raise GantrainError(f"{sub}: halves are {a.shape[-1]}x{a.shape[-2]}, smaller than data.crop_size={cfg.crop_size}; lower data.crop_size")
-        return a, b
+        raise GantrainError(f"none of the images under {self.folder} could be read; check the files")
+
+    @property
+    def cache_mode(self) -> str:
+        """`data.cache`, with `auto` resolved from the pair count x decoded size (before decoding anything)."""
+        if self._mode is None:
+            c, h, w = self._decoded_shape([], None)
+            need = len(self._items("train")[0]) * c * h * w
+            self._mode = resolve_cache(self.cfg.cache, need, self.device, self.cfg.cache_budget_gb, str(self.folder))
+        return self._mode
 
     def split(self, name: str) -> AlignedImages:
         if name not in ("train", "test"):
             raise GantrainError(f"an aligned folder has splits train and test, not {name!r}")
         if name not in self._splits:
-            a, b = self._load(name)
             crop = self.cfg.crop_size if self.cfg.preprocess != "none" else None
-            self._splits[name] = AlignedImages(a, b, crop=crop, flip=self.cfg.flip and name == "train")
+            self._splits[name] = AlignedImages(self._load(name), None, crop=crop, flip=self.cfg.flip and name == "train",
+                                               channels_a=self.cfg.channels)
         return self._splits[name]
 
     @property
     def info(self) -> DataInfo:
         train = self.split("train")
-        size = self.cfg.crop_size if self.cfg.preprocess != "none" else int(train.a.shape[-1])
+        size = self.cfg.crop_size if self.cfg.preprocess != "none" else int(train.ab.shape[-1])
         return _info(self.cfg.name, self.cfg.channels, size, self.cfg.direction, len(train), folder=str(self.folder))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import Dataset
+
+from gantrain.data.keys import FLIP, LEFT, TOP, draw, keys_from
+
+# Batch entries that hold images: gathered as uint8, turned into [-1, 1] floats where the batch is used.
+IMAGE_KEYS = ("image", "A", "B")
+Keys = torch.Tensor | torch.Generator | None
 
 
 @dataclass
@@ -30,29 +36,76 @@ class DataInfo:
         return cls(**data)
 
 
-class InMemorySplit(ABC):
-    """A split held in memory (typically uint8 on the training device) and batched by gathers: the fast path,
-    with no per-item Python work and no worker processes.
+def to_unit(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """uint8 image entries -> floats in [-1, 1] (done last, on the training device: 4x less to copy)."""
+    return {k: v.float().div_(127.5).sub_(1.0) if k in IMAGE_KEYS and v.dtype == torch.uint8 else v for k, v in batch.items()}
 
-    `batch(index, gen)` builds one batch; all its randomness (flips, crops, unpaired partners) must come from
-    `gen`, a CPU generator seeded per batch, so that resume is exact.
+
+def take(rows: Any, index: torch.Tensor) -> torch.Tensor:
+    """Rows of an image store: a uint8 tensor (a gather) or a `FileRows` (decoded from files)."""
+    return rows.index_select(0, index)
+
+
+def random_flip(x: torch.Tensor, keys: torch.Tensor, k: int = FLIP) -> torch.Tensor:
+    flip = draw(keys, k, 2).bool()
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def random_crop(x: torch.Tensor, size: int, keys: torch.Tensor, k_top: int = TOP, k_left: int = LEFT) -> torch.Tensor:
+    """A size x size crop at an independent offset per image (one gather, no Python loop, no host sync)."""
+    n, c, h, w = x.shape
+    if h == size and w == size:
+        return x
+    top, left = draw(keys, k_top, h - size + 1), draw(keys, k_left, w - size + 1)
+    ar = torch.arange(size, device=x.device)
+    rows = (top[:, None] + ar)[:, None, :, None]  # (n, 1, size, 1)
+    cols = (left[:, None] + ar)[:, None, None, :]  # (n, 1, 1, size)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    return x[batch, chans, rows, cols]
+
+
+class InMemorySplit(ABC):
+    """A split batched by gathers from uint8 image stores: the fast path, with no per-item Python work.
+
+    `gather(index, keys)` builds one batch (uint8 images); every random choice in it is `draw(keys, ...)` of
+    the items' keys, per item, so resume is exact, any device gives the same batch, and a `FileRows` store
+    (decoding files per item in DataLoader workers) gives the same batch as a tensor store. `keys=None`
+    means evaluation: no augmentation.
     """
 
     @abstractmethod
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def to(self, device: torch.device) -> "InMemorySplit": ...
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "InMemorySplit":
+        """The same split with `fn` applied to every tensor it holds (moves, pinning)."""
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
 
     @abstractmethod
-    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]: ...
+    def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]: ...
+
+    def to(self, device: torch.device) -> "InMemorySplit":
+        return self.map(lambda t: t.to(device))
+
+    def batch(self, index: torch.Tensor, keys: Keys = None) -> dict[str, torch.Tensor]:
+        """One batch as floats in [-1, 1]; `keys` may be a generator (drawn into keys) for callers that hold one."""
+        index = index.to(self.device)
+        if isinstance(keys, torch.Generator):
+            keys = keys_from(keys, index.numel(), self.device)
+        elif keys is not None:
+            keys = keys.to(self.device)
+        return to_unit(self.gather(index, keys))
 
 
 class InMemoryImages(InMemorySplit):
     """Decoded images held as uint8 (N, C, H, W) plus optional labels; optional random horizontal flips."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, flip: bool = False) -> None:
-        if images.dtype != torch.uint8 or images.dim() != 4:
+    def __init__(self, images: Any, labels: torch.Tensor | None = None, flip: bool = False) -> None:
+        if images.dtype != torch.uint8 or len(images.shape) != 4:
             raise ValueError("InMemoryImages wants a uint8 tensor shaped (N, C, H, W)")
         self.images = images
         self.labels = labels
@@ -61,16 +114,19 @@ class InMemoryImages(InMemorySplit):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def to(self, device: torch.device) -> "InMemoryImages":
-        labels = None if self.labels is None else self.labels.to(device)
-        return InMemoryImages(self.images.to(device), labels, self.flip)
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
 
-    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        index = index.to(self.images.device)
-        x = self.images.index_select(0, index).float().div_(127.5).sub_(1.0)
-        if gen is not None and self.flip:
-            flip = (torch.rand(index.numel(), generator=gen) < 0.5).to(x.device)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "InMemoryImages":
+        labels = None if self.labels is None else fn(self.labels)
+        images = fn(self.images) if torch.is_tensor(self.images) else self.images
+        return InMemoryImages(images, labels, self.flip)
+
+    def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        x = take(self.images, index)
+        if keys is not None and self.flip:
+            x = random_flip(x, keys)
         out = {"image": x}
         if self.labels is not None:
             out["label"] = self.labels.index_select(0, index)
@@ -85,6 +141,17 @@ class DataSource(ABC):
     def __init__(self, cfg: Any, seed: int = 0) -> None:
         self.cfg = cfg
         self.seed = seed
+        self.device = torch.device("cpu")
+
+    def on_device(self, device: torch.device) -> "DataSource":
+        """Where batches will be built: folder sources size their `data.cache=auto` budget by it."""
+        self.device = torch.device(device)
+        return self
+
+    @property
+    def cache_mode(self) -> str:
+        """How the train split is held: `device` (gathers on the training device), `host` or `stream`."""
+        return "device"
 
     @property
     @abstractmethod

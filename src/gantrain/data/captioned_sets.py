@@ -9,7 +9,8 @@ Layouts (under `data.root`), as the releases unpack:
   subfolders, when there are several, decide which captions mismatch (otherwise every image is its own content).
 
 Without the class lists the split is by class (the paper's protocol): the last `test_classes` classes are test.
-Images are decoded once (centre-cropped, resized) and cached under `~/.cache/gantrain/data/`.
+Images are decoded once (centre-cropped, resized) and cached under `~/.cache/gantrain/data/` (`data.cache_dir`),
+or read per item from the files with `data.cache=stream`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tarfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,7 +31,8 @@ import torch
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
-from gantrain.data.images import IMAGE_SUFFIXES, decode_all
+from gantrain.data.images import IMAGE_SUFFIXES, decode_all, load_tensor
+from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 from gantrain.trainer.checkpoint import save_atomic
 
@@ -101,7 +104,24 @@ class CaptionedSource(DataSource):
         items = self.items(root)
         if len(items) < 4:
             raise GantrainError(f"found {len(items)} captioned images under {root}; {self.MISSING}")
-        self._data = self._load(root, items)
+        self._root, self._items = root, items
+        self._loaded: dict[str, Any] | None = None
+        self._mode: str | None = None
+
+    @property
+    def cache_mode(self) -> str:
+        """`data.cache`, with `auto` resolved from the image count x decoded size (before decoding anything)."""
+        if self._mode is None:
+            need = len(self._items) * 3 * self.cfg.image_size**2
+            self._mode = resolve_cache(self.cfg.cache, need, self.device, self.cfg.cache_budget_gb, str(self._root))
+        return self._mode
+
+    @property
+    def _data(self) -> dict[str, Any]:
+        """Tokens, labels and split (always in memory: small), and the decoded images unless streaming."""
+        if self._loaded is None:
+            self._loaded = self._load(self._root, self._items)
+        return self._loaded
 
     def _split(self, root: Path, items: list[Item]) -> list[bool]:
         """True for test items: the class lists of the release, else the last test_classes classes."""
@@ -117,17 +137,23 @@ class CaptionedSource(DataSource):
         return [it.label in test for it in items]
 
     def _load(self, root: Path, items: list[Item]) -> dict[str, Any]:
-        key = {"dataset": self.DATASET, "root": str(root.resolve()), "n": len(items), "size": self.cfg.image_size,
+        stream = self.cache_mode == "stream"
+        key = {"stream": stream, "dataset": self.DATASET, "root": str(root.resolve()), "n": len(items), "size": self.cfg.image_size,
                "k": self.cfg.captions_per_image, "max_len": self.cfg.max_len, "version": CACHE_VERSION,
                "first": str(items[0].image), "last": str(items[-1].image)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        cache = Path(self.cfg.cache).expanduser() if self.cfg.cache else Path.home() / ".cache" / "gantrain" / "data"
+        cache = Path(self.cfg.cache_dir).expanduser() if self.cfg.cache_dir else Path.home() / ".cache" / "gantrain" / "data"
         path = cache / f"{self.DATASET}-{digest}.pt"
         if path.is_file():
             return torch.load(path, map_location="cpu", weights_only=True)
-        log.info("decoding %d %s images (cached at %s)", len(items), self.DATASET, path)
-        images, bad = decode_all([it.image for it in items], 3, self.cfg.image_size)
-        items = [it for i, it in enumerate(items) if i not in set(bad)]
+        if stream:  # the listing-time header check; files are decoded per item while training
+            ok = set(check_headers([it.image for it in items], str(root)))
+            items, images = [it for it in items if it.image in ok], None
+        else:
+            log.info("decoding %d %s images (cached at %s)", len(items), self.DATASET, path)
+            images, bad = decode_all([it.image for it in items], 3, self.cfg.image_size)
+            dropped = set(bad)
+            items = [it for i, it in enumerate(items) if i not in dropped]
         k = self.cfg.captions_per_image
         captions = [(it.captions * k)[:k] for it in items]  # fewer captions than k: repeat them
         is_test = self._split(root, items)
@@ -135,8 +161,12 @@ class CaptionedSource(DataSource):
         tokens, _ = encode_captions([c for caps in captions for c in caps], vocab, self.cfg.max_len)
         classes = sorted({it.label for it in items})
         labels = torch.tensor([classes.index(it.label) for it in items])
-        data = {"images": images, "tokens": tokens.view(len(items), k, -1), "labels": labels, "vocab": vocab,
+        data = {"tokens": tokens.view(len(items), k, -1), "labels": labels, "vocab": vocab,
                 "classes": classes, "test": torch.tensor(is_test)}
+        if stream:
+            data["paths"] = [str(it.image) for it in items]
+        else:
+            data["images"] = images
         save_atomic(data, path)
         return data
 
@@ -157,7 +187,13 @@ class CaptionedSource(DataSource):
         labels = self._data["labels"][rows]
         per_image = len(set(labels.tolist())) < 2  # one class in this split: each image is its own content
         content = torch.arange(int(rows.sum())) if per_image else labels
-        return CaptionedImages(self._data["images"][rows], self._data["tokens"][rows], content, None, self.cfg.flip)
+        if "images" in self._data:
+            images = self._data["images"][rows]
+        else:  # stream mode: both splits read their files per item (the test split through evaluation's gathers)
+            size = self.cfg.image_size
+            paths = [Path(p) for p, r in zip(self._data["paths"], rows.tolist()) if r]
+            images = FileRows(paths, partial(load_tensor, channels=3, size=size), (len(paths), 3, size, size))
+        return CaptionedImages(images, self._data["tokens"][rows], content, None, self.cfg.flip)
 
 
 @dataclass
@@ -166,10 +202,13 @@ class CaptionedConfig:
     root: Optional[str] = None
     download: bool = False
     urls: list[str] = field(default_factory=list)  # archives fetched into root when download=true
-    cache: Optional[str] = None  # decoded-array cache folder (null: ~/.cache/gantrain/data)
+    cache_dir: Optional[str] = None  # decoded-array cache folder (null: ~/.cache/gantrain/data)
     image_size: int = 64
     batch_size: int = 64
-    num_workers: int = 0
+    num_workers: int = 2  # stream mode: decoding worker processes
+    # how the train split is held (data/stream.py)
+    cache: str = "auto"  # auto | device | host | stream
+    cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
     flip: bool = True
     captions_per_image: int = 10
     max_len: int = 32

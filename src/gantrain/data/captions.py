@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any, Callable
 
 import torch
 
-from gantrain.data.base import InMemorySplit
+from gantrain.data.base import InMemorySplit, random_flip, take
+from gantrain.data.keys import CAPTION, WRONG, WRONG_CAPTION, draw
 
 PAD, UNK = "<pad>", "<unk>"
 MISMATCH_TRIES = 16
@@ -58,9 +60,9 @@ class CaptionedImages(InMemorySplit):
     `wrong_index`, `wrong_caption`, and `attrs` when there are attributes.
     """
 
-    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, content: torch.Tensor,
+    def __init__(self, images: Any, tokens: torch.Tensor, content: torch.Tensor,
                  attrs: torch.Tensor | None = None, flip: bool = False) -> None:
-        if images.dtype != torch.uint8 or images.dim() != 4 or tokens.dim() != 3 or len(tokens) != len(images):
+        if images.dtype != torch.uint8 or len(images.shape) != 4 or tokens.dim() != 3 or len(tokens) != images.shape[0]:
             raise ValueError("CaptionedImages wants uint8 images (N, C, H, W) and token ids (N, K, L)")
         self.images, self.tokens, self.content, self.attrs, self.flip = images, tokens, content, attrs, flip
         if torch.unique(content).numel() < 2:
@@ -69,33 +71,34 @@ class CaptionedImages(InMemorySplit):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def to(self, device: torch.device) -> "CaptionedImages":
-        attrs = None if self.attrs is None else self.attrs.to(device)
-        return CaptionedImages(self.images.to(device), self.tokens.to(device), self.content.to(device), attrs, self.flip)
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
 
-    def mismatching(self, index: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """For each index, another image with a different content id (redrawn up to MISMATCH_TRIES times)."""
-        n = len(self)
-        wrong = torch.randint(n, (index.numel(),), generator=gen).to(index.device)
-        for _ in range(MISMATCH_TRIES):
-            same = self.content[wrong] == self.content[index]
-            if not bool(same.any()):
-                break
-            redraw = torch.randint(n, (index.numel(),), generator=gen).to(index.device)
-            wrong = torch.where(same, redraw, wrong)
-        return wrong
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "CaptionedImages":
+        attrs = None if self.attrs is None else fn(self.attrs)
+        images = fn(self.images) if torch.is_tensor(self.images) else self.images
+        return CaptionedImages(images, fn(self.tokens), fn(self.content), attrs, self.flip)
 
-    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        index = index.to(self.images.device)
-        gen = gen if gen is not None else torch.Generator().manual_seed(0)
+    def mismatching(self, index: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """For each index, another image with a different content id: the first of MISMATCH_TRIES candidates
+        that differs (the last candidate if none does), all drawn at once (no per-try host sync)."""
+        tries = torch.arange(WRONG, WRONG + MISMATCH_TRIES, device=index.device)
+        cand = draw(keys[:, None], tries[None, :], len(self))  # (B, T)
+        differs = self.content[cand] != self.content[index][:, None]
+        differs[:, -1] = True
+        return cand.gather(1, differs.int().argmax(1, keepdim=True)).squeeze(1)
+
+    def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        augment = keys is not None
+        keys = keys if augment else index  # evaluation: a fixed caption choice per image, no flips
         k = self.tokens.shape[1]
-        x = self.images.index_select(0, index).float().div_(127.5).sub_(1.0)
-        if self.flip:
-            flip = (torch.rand(index.numel(), generator=gen) < 0.5).to(x.device)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        caption = torch.randint(k, (index.numel(),), generator=gen).to(index.device)
-        wrong = self.mismatching(index, gen)
-        wrong_caption = torch.randint(k, (index.numel(),), generator=gen).to(index.device)
+        x = take(self.images, index)
+        if self.flip and augment:
+            x = random_flip(x, keys)
+        caption = draw(keys, CAPTION, k)
+        wrong = self.mismatching(index, keys)
+        wrong_caption = draw(keys, WRONG_CAPTION, k)
         out = {
             "image": x,
             "tokens": self.tokens[index, caption],

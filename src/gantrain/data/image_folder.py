@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages
-from gantrain.data.images import decode_all, list_images
+from gantrain.data.images import decode_all, list_images, load_tensor
+from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ def require_folder(root: Optional[str], what: str = "data.root") -> Path:
 class ImageFolder(DataSource):
     """Images under `root` (or `root/train` and `root/test`); subfolders name classes when `labels=true`.
 
-    Images are decoded once into memory at `image_size` (centre-cropped square); unreadable files are skipped
-    and counted in the log.
+    Images are decoded into memory at `image_size` (centre-cropped square) when first needed, or streamed
+    from the files (`data.cache`); unreadable files are skipped and counted in the log.
     """
 
     @dataclass
@@ -43,10 +45,13 @@ class ImageFolder(DataSource):
         image_size: int = 64
         channels: int = 3
         batch_size: int = 64
-        num_workers: int = 0
+        num_workers: int = 2  # stream mode: decoding worker processes
         flip: bool = True
         labels: bool = True  # class subfolders become labels
         test_fraction: float = 0.1  # used when root has no train/ and test/ folders
+        # how the train split is held (data/stream.py)
+        cache: str = "auto"  # auto | device | host | stream
+        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -55,32 +60,63 @@ class ImageFolder(DataSource):
         if "train" in split_dirs:
             files = {s: list_images(d) for s, d in split_dirs.items()}
             files.setdefault("test", [])
-            base = {s: d for s, d in split_dirs.items()}
+            self._base = {s: d for s, d in split_dirs.items()}
         else:
+            # a fixed split of the sorted listing: the same files on every start, decoded or streamed
             every = list_images(root)
             gen = torch.Generator().manual_seed(0)
             order = torch.randperm(len(every), generator=gen).tolist()
             n_test = int(len(every) * cfg.test_fraction)
             files = {"test": sorted(every[i] for i in order[:n_test]), "train": sorted(every[i] for i in order[n_test:])}
-            base = {"train": root, "test": root}
+            self._base = {"train": root, "test": root}
         if not files["train"]:
             raise GantrainError(f"data.root={cfg.root} holds no images (.png, .jpg, ...); point it at a folder of images")
-        self.class_names = self._classes(files["train"], base["train"]) if cfg.labels else []
+        self._files = files
+        self.class_names = self._classes(files["train"], self._base["train"]) if cfg.labels else []
         self._splits: dict[str, InMemoryImages] = {}
-        for name, paths in files.items():
-            images, bad = decode_all(paths, cfg.channels, cfg.image_size)
-            if bad:
-                log.warning("%s split: skipped %d unreadable image(s) of %d", name, len(bad), len(paths))
-            kept = [p for i, p in enumerate(paths) if i not in set(bad)]
-            labels = None
-            if self.class_names:
-                index = {c: i for i, c in enumerate(self.class_names)}
-                labels = torch.tensor([index.get(self._class_of(p, base[name]), -1) for p in kept], dtype=torch.long)
-                keep = labels >= 0
-                images, labels = images[keep], labels[keep]
-            self._splits[name] = InMemoryImages(images, labels, flip=cfg.flip)
-        if len(self._splits["train"]) == 0:
-            raise GantrainError(f"data.root={cfg.root}: none of its images could be read; check the files")
+        self._mode: str | None = None
+
+    @property
+    def cache_mode(self) -> str:
+        """`data.cache`, with `auto` resolved from the file count x decoded size (before decoding anything)."""
+        if self._mode is None:
+            need = len(self._files["train"]) * self.cfg.channels * self.cfg.image_size**2
+            self._mode = resolve_cache(self.cfg.cache, need, self.device, self.cfg.cache_budget_gb, str(self.cfg.root))
+        return self._mode
+
+    def _labels(self, paths: list[Path], name: str) -> tuple[list[Path], torch.Tensor | None]:
+        """The files that have a known class (all, without labels) and their labels."""
+        if not self.class_names:
+            return paths, None
+        index = {c: i for i, c in enumerate(self.class_names)}
+        pairs = [(p, index[c]) for p in paths if (c := self._class_of(p, self._base[name])) in index]
+        return [p for p, _ in pairs], torch.tensor([i for _, i in pairs], dtype=torch.long)
+
+    def _load(self, name: str) -> InMemoryImages:
+        cfg, paths = self.cfg, self._files[name]
+        if name == "train" and self.cache_mode == "stream":
+            kept, labels = self._labels(check_headers(paths, f"{cfg.root} ({name})"), name)
+            size = cfg.image_size
+            store = FileRows(kept, partial(load_tensor, channels=cfg.channels, size=size), (len(kept), cfg.channels, size, size))
+            return InMemoryImages(store, labels, flip=cfg.flip)
+        paths, labels = self._labels(paths, name)
+        images, bad = decode_all(paths, cfg.channels, cfg.image_size)
+        if bad:
+            log.warning("%s split: skipped %d unreadable image(s) of %d", name, len(bad), len(paths))
+            if labels is not None:
+                keep = torch.ones(len(paths), dtype=torch.bool)
+                keep[bad] = False
+                labels = labels[keep]
+        return InMemoryImages(images, labels, flip=cfg.flip)
+
+    def split(self, name: str) -> InMemoryImages:
+        if name not in self._splits:
+            if name not in self._files:
+                raise GantrainError(f"data=image_folder has splits train and test, not {name!r}")
+            self._splits[name] = self._load(name)
+            if name == "train" and len(self._splits[name]) == 0:
+                raise GantrainError(f"data.root={self.cfg.root}: none of its images could be read; check the files")
+        return self._splits[name]
 
     @staticmethod
     def _class_of(path: Path, base: Path) -> str:
@@ -93,7 +129,7 @@ class ImageFolder(DataSource):
 
     @property
     def info(self) -> DataInfo:
-        labels = self._splits["train"].labels
+        labels = self.split("train").labels
         counts = torch.bincount(labels, minlength=len(self.class_names)).tolist() if labels is not None else []
         return DataInfo(
             name="image_folder",
@@ -104,5 +140,3 @@ class ImageFolder(DataSource):
             class_counts=counts,
         )
 
-    def split(self, name: str) -> InMemoryImages:
-        return self._splits[name]

@@ -16,6 +16,20 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
+def read_rgb_jpeg(path: Path, channels: int) -> Image.Image | None:
+    """An RGB JPEG decoded by torchvision (libjpeg-turbo via `decode_jpeg`: 1.5x PIL's decode on this machine,
+    bit-identical pixels, see BENCHMARKS.md), as a PIL image for the resizes; None for anything else."""
+    if channels != 3 or path.suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+    try:
+        x = decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+    except RuntimeError as exc:
+        raise OSError(f"cannot decode JPEG: {exc}") from None
+    return Image.fromarray(x.permute(1, 2, 0).numpy())
+
+
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize (N, C, H, W) uint8 images to size x size (antialiased when shrinking)."""
     if images.shape[-1] == size and images.shape[-2] == size:
@@ -33,7 +47,8 @@ def list_images(folder: Path) -> list[Path]:
 
 def load_image(path: Path, channels: int, size: int | None = None, square: bool = True) -> np.ndarray:
     """Decode one file to an (H, W, C) uint8 array; centre-crop to a square and resize when asked."""
-    with Image.open(path) as im:
+    fast = read_rgb_jpeg(path, channels)
+    with fast if fast is not None else Image.open(path) as im:
         im.load()
         im = im.convert("L" if channels == 1 else "RGB")
         if square:
@@ -42,8 +57,13 @@ def load_image(path: Path, channels: int, size: int | None = None, square: bool 
             im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
         if size is not None and im.size != (size, size):
             im = im.resize((size, size), Image.BICUBIC)
-        arr = np.asarray(im, dtype=np.uint8)
+        arr = np.array(im, dtype=np.uint8)
     return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def load_tensor(path: Path, channels: int, size: int) -> torch.Tensor:
+    """One file as a (C, size, size) uint8 tensor, exactly as `decode_all` decodes it (for streaming)."""
+    return torch.from_numpy(load_image(path, channels, size)).permute(2, 0, 1).contiguous()
 
 
 def decode_all(paths: list[Path], channels: int, size: int, workers: int = 8) -> tuple[torch.Tensor, list[int]]:

@@ -14,17 +14,21 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, random_crop, random_flip, take
 from gantrain.data.digits import digits_split_indices, digits_uint8
 from gantrain.data.download import download_and_extract
+from gantrain.data.images import read_rgb_jpeg
+from gantrain.data.keys import B_FLIP, B_LEFT, B_TOP, FLIP, LEFT, PARTNER, TOP, draw
+from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 
 log = logging.getLogger(__name__)
@@ -40,81 +44,56 @@ CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 LAYOUT = ("trainA", "trainB", "testA", "testB")
 
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div_(127.5).sub_(1.0)
-
-
-def _random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """A size x size crop at an independent random offset per image (one gather, no Python loop)."""
-    n, _, h, w = x.shape
-    if h == size and w == size:
-        return x
-    top = torch.randint(0, h - size + 1, (n,), generator=gen).to(x.device)
-    left = torch.randint(0, w - size + 1, (n,), generator=gen).to(x.device)
-    ar = torch.arange(size, device=x.device)
-    rows = (top[:, None] + ar)[:, None, :, None]  # (n, 1, size, 1)
-    cols = (left[:, None] + ar)[:, None, None, :]  # (n, 1, 1, size)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return x[batch, chans, rows, cols]
-
-
-def _random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-
-
 class UnpairedImages(InMemorySplit):
-    """Two uint8 image sets (N, C, H, W) held in memory; optional random crop to `crop` and random flips.
+    """Two uint8 image stores (N, C, H, W), tensors or `FileRows`; optional random crop to `crop` and flips.
 
     `serial=True` pairs A[i mod |A|] with B[i mod |B|] instead of a random B (the reference's serial_batches).
     `domain("A")` gives one side as plain `InMemoryImages` (with its labels, if any) for evaluation.
     """
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, labels_a: torch.Tensor | None = None,
+    def __init__(self, a: Any, b: Any, labels_a: torch.Tensor | None = None,
                  labels_b: torch.Tensor | None = None, crop: int | None = None, flip: bool = False,
                  serial: bool = False) -> None:
         for name, x in (("A", a), ("B", b)):
-            if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[0] == 0:
-                raise ValueError(f"UnpairedImages wants a non-empty uint8 (N, C, H, W) tensor for domain {name}")
+            if x.dtype != torch.uint8 or len(x.shape) != 4 or x.shape[0] == 0:
+                raise ValueError(f"UnpairedImages wants a non-empty uint8 (N, C, H, W) store for domain {name}")
         self.a, self.b, self.labels_a, self.labels_b = a, b, labels_a, labels_b
         self.crop, self.flip, self.serial = crop, flip, serial
 
     def __len__(self) -> int:
         return max(self.a.shape[0], self.b.shape[0])
 
-    def to(self, device: torch.device) -> "UnpairedImages":
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return UnpairedImages(self.a.to(device), self.b.to(device), mv(self.labels_a), mv(self.labels_b),
-                              self.crop, self.flip, self.serial)
+    @property
+    def device(self) -> torch.device:
+        return self.a.device
 
-    def _augment(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "UnpairedImages":
+        mv = lambda t: t if t is None or not torch.is_tensor(t) else fn(t)  # noqa: E731
+        return UnpairedImages(mv(self.a), mv(self.b), mv(self.labels_a), mv(self.labels_b), self.crop, self.flip, self.serial)
+
+    def _augment(self, x: torch.Tensor, keys: torch.Tensor | None, side: str) -> torch.Tensor:
         if self.crop is not None and (x.shape[-1] != self.crop or x.shape[-2] != self.crop):
-            if gen is None:  # evaluation: the centre crop
+            if keys is None:  # evaluation: the centre crop
                 top, left = (x.shape[-2] - self.crop) // 2, (x.shape[-1] - self.crop) // 2
                 x = x[..., top : top + self.crop, left : left + self.crop]
             else:
-                x = _random_crop(x, self.crop, gen)
-        if self.flip and gen is not None:
-            x = _random_flip(x, gen)
+                x = random_crop(x, self.crop, keys, *((TOP, LEFT) if side == "A" else (B_TOP, B_LEFT)))
+        if self.flip and keys is not None:
+            x = random_flip(x, keys, FLIP if side == "A" else B_FLIP)
         return x
 
-    def batch(self, index: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        index = index.to(self.a.device)
+    def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]:
         ia = index % self.a.shape[0]
-        if self.serial or gen is None:
+        if self.serial or keys is None:
             ib = index % self.b.shape[0]
         else:
-            ib = torch.randint(0, self.b.shape[0], (index.numel(),), generator=gen).to(self.b.device)
-        a = self.a.index_select(0, ia)
-        b = self.b.index_select(0, ib)
-        # A's crop and flip draws come first, then B's: a fixed order keeps batches reproducible.
-        return {"A": _to_float(self._augment(a, gen)), "B": _to_float(self._augment(b, gen))}
+            ib = draw(keys, PARTNER, self.b.shape[0])
+        return {"A": self._augment(take(self.a, ia), keys, "A"), "B": self._augment(take(self.b, ib), keys, "B")}
 
     def domain(self, name: str) -> InMemoryImages:
         """One side, centre-cropped to the training size, for evaluation and translation."""
         images, labels = (self.a, self.labels_a) if name == "A" else (self.b, self.labels_b)
-        return InMemoryImages(self._augment(images, None).contiguous(), labels, flip=False)
+        return InMemoryImages(self._augment(images, None, name).contiguous(), labels, flip=False)
 
 
 # ---------------------------------------------------------------------------------------------- digits
@@ -228,6 +207,9 @@ def list_domain(folder: Path) -> list[Path]:
 
 def open_image(path: Path, channels: int) -> Image.Image:
     """Decode any common mode (grey, RGBA, palette, 16-bit, CMYK) to 8-bit 'L' or 'RGB'."""
+    fast = read_rgb_jpeg(path, channels)
+    if fast is not None:
+        return fast
     with Image.open(path) as im:
         im.load()
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -264,18 +246,27 @@ def preprocess_image(im: Image.Image, preprocess: str, load_size: int, crop_size
     return im
 
 
+def decode_array(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> np.ndarray:
+    """One file decoded and preprocessed to an (H, W, C) uint8 array (raises if unreadable)."""
+    arr = np.array(preprocess_image(open_image(path, channels), preprocess, load_size, crop_size), dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def decode_file(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> torch.Tensor:
+    """`decode_array` as a (C, H, W) tensor: what a streamed split reads per item."""
+    return torch.from_numpy(decode_array(path, channels, preprocess, load_size, crop_size)).permute(2, 0, 1).contiguous()
+
+
 def decode_domain(paths: list[Path], channels: int, preprocess: str, load_size: int, crop_size: int,
                   where: str, workers: int = 8) -> torch.Tensor:
     """Decode and preprocess every file in threads into one uint8 tensor; unreadable files are skipped."""
 
     def one(path: Path) -> np.ndarray | None:
         try:
-            im = preprocess_image(open_image(path, channels), preprocess, load_size, crop_size)
+            return decode_array(path, channels, preprocess, load_size, crop_size)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             log.warning("skipping unreadable image %s (%s)", path, exc)
             return None
-        arr = np.asarray(im, dtype=np.uint8)
-        return arr[:, :, None] if arr.ndim == 2 else arr
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         arrays = [a for a in pool.map(one, paths) if a is not None]
@@ -317,9 +308,12 @@ class UnpairedFolder(DataSource):
         flip: bool = True
         channels: int = 3
         batch_size: int = 1
-        num_workers: int = 0
+        num_workers: int = 2  # stream mode: decoding worker processes
         max_dataset_size: Optional[int] = None  # cap on each side (null: all)
         serial_batches: bool = False  # true: B[i mod |B|] instead of a random B
+        # how the train split is held (data/stream.py)
+        cache: str = "auto"  # auto | device | host | stream
+        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -330,8 +324,9 @@ class UnpairedFolder(DataSource):
         if cfg.crop_size > cfg.load_size and cfg.preprocess in ("resize_and_crop", "scale_width_and_crop"):
             raise GantrainError(f"data.crop_size={cfg.crop_size} exceeds data.load_size={cfg.load_size}; lower crop_size or raise load_size")
         self.folder = self._locate(cfg)
-        self._sources: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._splits: dict[str, UnpairedImages] = {}
+        self._mode: str | None = None
+        self._listing: dict[tuple[str, str], tuple[list[Path], Path]] = {}
 
     @staticmethod
     def _locate(cfg) -> Path:
@@ -359,8 +354,12 @@ class UnpairedFolder(DataSource):
                 raise GantrainError(f"{folder} has no {sub}/ folder; an unpaired dataset needs {', '.join(LAYOUT)}")
         return folder
 
-    def _domain(self, phase: str, side: str) -> torch.Tensor:
-        cfg = self.cfg
+    def _paths(self, phase: str, side: str) -> tuple[list[Path], Path]:
+        if (phase, side) not in self._listing:
+            self._listing[phase, side] = self._list(phase, side)
+        return self._listing[phase, side]
+
+    def _list(self, phase: str, side: str) -> tuple[list[Path], Path]:
         sub = self.folder / f"{phase}{side}"
         if phase == "test" and not sub.is_dir():
             sub = self.folder / f"train{side}"
@@ -368,13 +367,44 @@ class UnpairedFolder(DataSource):
         paths = list_domain(sub)
         if not paths:
             raise GantrainError(f"{sub} holds no images ({', '.join(sorted(EXTENSIONS))}); add images or fix data.root")
-        if cfg.max_dataset_size is not None:
-            paths = paths[: cfg.max_dataset_size]
+        if self.cfg.max_dataset_size is not None:
+            paths = paths[: self.cfg.max_dataset_size]
+        return paths, sub
+
+    def _domain(self, phase: str, side: str) -> Any:
+        cfg = self.cfg
+        paths, sub = self._paths(phase, side)
+        if phase == "train" and self.cache_mode == "stream":
+            paths = check_headers(paths, str(sub))
+            decode = partial(decode_file, channels=cfg.channels, preprocess=cfg.preprocess, load_size=cfg.load_size,
+                             crop_size=cfg.crop_size)
+            return FileRows(paths, decode, (len(paths), *self._decoded_shape(paths, decode)))
         if phase == "train":
             return decode_domain(paths, cfg.channels, cfg.preprocess, cfg.load_size, cfg.crop_size, str(sub))
-        # test: load = crop, no flip (the reference's test options)
+        # test: load = crop, no flip (the reference's test options); always held in memory (test sets are small)
         test_pre = "resize_and_crop" if cfg.preprocess == "resize_and_crop" else cfg.preprocess
         return decode_domain(paths, cfg.channels, test_pre, cfg.crop_size, cfg.crop_size, str(sub))
+
+    def _decoded_shape(self, paths: list[Path], decode: Callable[[Path], torch.Tensor] | None = None) -> tuple[int, int, int]:
+        """(C, H, W) of a decoded train image: known for resize_and_crop, else read from the first file."""
+        cfg = self.cfg
+        if cfg.preprocess == "resize_and_crop" or decode is None:
+            return cfg.channels, cfg.load_size, cfg.load_size  # the other modes: an estimate until decoded
+        for p in paths:
+            try:
+                return tuple(decode(p).shape)  # type: ignore[return-value]
+            except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+                continue
+        raise GantrainError(f"none of the images under {paths[0].parent} could be read; check the files")
+
+    @property
+    def cache_mode(self) -> str:
+        """`data.cache`, with `auto` resolved from the file count x decoded size (before decoding anything)."""
+        if self._mode is None:
+            n = sum(len(self._paths("train", side)[0]) for side in ("A", "B"))
+            c, h, w = self._decoded_shape([])
+            self._mode = resolve_cache(self.cfg.cache, n * c * h * w, self.device, self.cfg.cache_budget_gb, str(self.folder))
+        return self._mode
 
     def split(self, name: str) -> UnpairedImages:
         if name not in ("train", "test"):

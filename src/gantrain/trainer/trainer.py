@@ -47,9 +47,10 @@ def build_model(cfg: DictConfig, info: DataInfo) -> GANModel:
     return cls(cfg.model, info)
 
 
-def build_data(cfg: DictConfig) -> DataSource:
+def build_data(cfg: DictConfig, device: torch.device | None = None) -> DataSource:
     cls = resolve_target(cfg.data._target_)
-    return cls(cfg.data, seed=cfg.seed)
+    data = cls(cfg.data, seed=cfg.seed)
+    return data.on_device(device) if device is not None else data
 
 
 class Trainer:
@@ -76,7 +77,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         device = self.dist.device(resolve_device(tcfg.device))
         self.rt = Runtime(device, resolve_precision(tcfg.precision, device), tcfg.channels_last)
-        self.data = build_data(cfg)
+        self.data = build_data(cfg, device)
         self.info = self.data.info
         self.model = build_model(cfg, self.info)
         self.model.attach(self.rt)
@@ -89,6 +90,7 @@ class Trainer:
             seed=cfg.seed,
             device=device,
             num_workers=cfg.data.num_workers,
+            cache=self.data.cache_mode,
             drop_last=True,
             rank=self.dist.rank,
             world=self.dist.world,
