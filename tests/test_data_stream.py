@@ -18,6 +18,7 @@ from PIL import Image
 
 from gantrain.data import stream as stream_mod
 from gantrain.data.aligned import AlignedFolder
+from gantrain.data.captioned_sets import CaptionedFolder
 from gantrain.data.captions import CaptionedImages
 from gantrain.data.image_folder import ImageFolder
 from gantrain.data.base import random_crop
@@ -169,3 +170,16 @@ def test_random_crop_is_the_window_at_the_drawn_offsets():
     top, left = draw(keys, TOP, 15), draw(keys, LEFT, 25)
     for i in range(5):
         assert torch.equal(y[i], x[i, :, top[i] : top[i] + 16, left[i] : left[i] + 16])
+
+
+def test_captioned_folder_stream_matches_memory(tmp_path):
+    for k, cls in enumerate(("red", "blue")):
+        for p in _noise(tmp_path / "imgs" / cls, 4, (20, 20), 10 + k):
+            p.with_suffix(".txt").write_text(f"a {cls} thing\nsomething {cls}\n")
+
+    def folder(cache: str) -> CaptionedFolder:
+        cfg = CaptionedFolder.Config(root=str(tmp_path / "imgs"), image_size=16, test_classes=0, cache=cache,
+                                     cache_dir=str(tmp_path / f"c-{cache}"))
+        return CaptionedFolder(OmegaConf.structured(cfg))
+
+    _same(_epoch(folder("device"), "device"), _epoch(folder("stream"), "stream"))
