@@ -1,7 +1,7 @@
 """Captioned images in memory: images, several tokenised captions each, and what mismatching pairs need.
 
 Shared by every text-to-image dataset (`shapes`, `cub`, `flowers102`, `captioned_folder`). A batch holds the
-image, one of its captions (picked with the batch generator) and a *mismatching* caption taken from another
+image, one of its captions (drawn from the item's key, `keys.py`) and a *mismatching* caption taken from another
 image whose content differs (another class, or other attributes), never a paraphrase of the right one.
 """
 

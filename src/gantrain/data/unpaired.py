@@ -1,8 +1,8 @@
 """Unpaired two-domain data for image translation: batches `{"A": ..., "B": ...}` in [-1, 1].
 
 An epoch is max(|A|, |B|) batches of items: A is taken in the shuffled order (index mod |A|), B is drawn
-uniformly at random from the per-batch generator (the reference's "unaligned" sampling), so no pairing
-exists. Random crops and flips are drawn per image from the same generator, so resume is exact.
+uniformly at random from the item's key (the reference's "unaligned" sampling), so no pairing exists. Random
+crops and flips are drawn per image from the same key (`keys.py`), so resume is exact in every `data.cache` mode.
 
 Sources: `digits2negative` / `digits2edges` (embedded, offline, 32 px grey: the two domains come from disjoint
 halves of the digits train split), `unpaired_folder` (trainA/ trainB/ testA/ testB/), and the CycleGAN
