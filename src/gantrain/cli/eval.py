@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"), help="--weights: what the file translates")
     p.add_argument("overrides", nargs="*", help="eval.KEY=VALUE settings (e.g. eval.backbone=classifier eval.num_real=5000); "
                                                "with --weights also data.KEY=VALUE")
-    return p.parse_intermixed_args(argv)
+    args = p.parse_intermixed_args(argv)
+    if args.weights and args.run and "=" in args.run:  # no run with --weights: the first KEY=VALUE landed in `run`
+        args.overrides, args.run = [args.run, *args.overrides], None
+    return args
 
 
 def eval_config(run_cfg, args: argparse.Namespace):
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = weights_config(args)
         model = ReferenceTranslator(load_reference_generator(args.weights, args.arch, args.norm, device), args.direction, args.arch)
         nets, step, path = None, None, Path(args.weights)
-        source = {"weights": str(path), "weights_sha256": sha256_file(path), "arch": args.arch, "direction": args.direction}
+        source = {"weights": str(path), "weights_sha256": sha256_file(path), "arch": args.arch, "direction": args.direction,
+                  "step": None}
     else:
         if not args.run:
             raise GantrainError("name a run directory or checkpoint, or pass --weights FILE --arch ARCH --data NAME")
