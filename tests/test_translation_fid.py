@@ -156,19 +156,20 @@ def test_gantrain_eval_weights_scores_a_reference_generator_file(tmp_path, monke
 
 
 def test_a_one_directional_model_is_scored_in_its_direction_only(tiny_backbone, tmp_path):
-    """pix2pix trained B -> A (like any one-sided family) gets fid_BtoA/kid_BtoA and nothing for A -> B."""
+    """pix2pix trained B -> A (like any one-sided family) gets fid/kid/is _BtoA and nothing for A -> B."""
     from gantrain.metrics.evaluator import Evaluator
     from gantrain.trainer.runtime import Runtime
     from gantrain.trainer.trainer import build_data, build_model
 
     cfg = validate_config(compose_cfg([
-        "model=pix2pix", "data=edges2digits", "data.direction=BtoA", "model.ngf=4", "model.ndf=4", "eval.metrics=[fid,kid]",
-        "eval.backbone=tiny", "eval.kid_subsets=2", f"eval.reference_cache={tmp_path / 'ref'}",
+        "model=pix2pix", "data=edges2digits", "data.direction=BtoA", "model.ngf=4", "model.ndf=4", "eval.metrics=[fid,kid,is]",
+        "eval.backbone=tiny", "eval.kid_subsets=2", "eval.is_splits=2", f"eval.reference_cache={tmp_path / 'ref'}",
     ]))
     data = build_data(cfg)
     model = build_model(cfg, data.info)
     model.attach(Runtime(torch.device("cpu"), "32"))
     ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
-    assert set(ev(model, None, 0)) == {"fid_BtoA_tiny", "kid_BtoA_tiny", "kid_BtoA_std_tiny"}
+    assert set(ev(model, None, 0)) == {"fid_BtoA_tiny", "kid_BtoA_tiny", "kid_BtoA_std_tiny", "is_BtoA_tiny", "is_BtoA_std_tiny"}
+    assert ev.protocol["metrics"]["is"]["BtoA"] == {"source": "testB", "num_fake": 360}
     proto = ev.protocol["metrics"]["fid"]
     assert proto["BtoA"]["source"] == "testB" and proto["reference_A"]["splits"] == ["testA"] and "AtoB" not in proto

@@ -125,20 +125,21 @@ class _FeatureMetric:
         self.suffix = _suffix(setup)
         self.backbone = setup.backbone(setup.cfg.eval.backbone)
         self.protocol: dict[str, Any] = {**self.backbone.protocol}
-        self.translated = self.needs_reference and "domains" in setup.info.extra
+        self.translated = "domains" in setup.info.extra  # two-domain data: translations are scored, per direction
+        e = setup.cfg.eval
+        if not self.needs_reference:
+            return
         if self.translated:  # real features per target domain, on first use: the model says which directions exist
-            self._real: dict[str, torch.Tensor] = {}
-            e = setup.cfg.eval
             if e.translation_reference == "train+test" and e.split == "train":
                 raise GantrainError("eval.translation_reference=train+test needs eval.split=test (the train split is already in it)")
+            self._real: dict[str, torch.Tensor] = {}
             self.protocol.update(
                 protocol=TRANSLATION_PROTOCOLS[e.translation_reference], translation_reference=e.translation_reference,
                 source_split=e.split, image_size=setup.info.image_size,
             )
             return
-        self.real, ref_key = setup.reference(setup.cfg.eval.backbone) if self.needs_reference else (None, None)
-        if ref_key is not None:
-            self.protocol.update(reference_split=ref_key["split"], num_real=ref_key["n"], reference_cache=ref_key["cache_file"])
+        self.real, ref_key = setup.reference(e.backbone)
+        self.protocol.update(reference_split=ref_key["split"], num_real=ref_key["n"], reference_cache=ref_key["cache_file"])
 
     def fake_features(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
         return ctx.evaluator.fake_features(ctx, self.backbone)
@@ -160,7 +161,7 @@ class _FeatureMetric:
                 "splits": [f"{key['split']}{dst}" for _, key in refs], "num_real": int(len(self._real[dst])),
                 "reference_cache": [key["cache_file"] for _, key in refs],
             }
-        fake = ctx.evaluator.translated_features(ctx, self.backbone, direction)
+        fake = ctx.evaluator.translated_features(ctx, self.backbone, direction)["pool"]
         self.protocol[direction] = {"source": f"{e.split}{src}", "num_fake": int(len(fake)), "reference": f"reference_{dst}",
                                     "num_real": int(len(self._real[dst]))}
         return self._real[dst], fake
@@ -237,7 +238,18 @@ class InceptionScore(_FeatureMetric):
         self.protocol.update(is_splits=e.is_splits)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
-        mean, std = inception_score(self.fake_features(ctx)["logits"], ctx.cfg.eval.is_splits, ctx.cfg.eval.seed)
+        e = ctx.cfg.eval
+        if self.translated:  # per direction, on the translated test split (mmagic reports IS of translations too)
+            out = {}
+            for d in self.directions(ctx):
+                logits = ctx.evaluator.translated_features(ctx, self.backbone, d)["logits"]
+                if len(logits) < e.is_splits:
+                    raise GantrainError(f"eval.is_splits={e.is_splits} exceeds the {len(logits)} translated {d} test images; lower eval.is_splits")
+                mean, std = inception_score(logits, e.is_splits, e.seed)
+                self.protocol[d] = {"source": f"{e.split}{d[0]}", "num_fake": int(len(logits))}
+                out.update({f"is_{d}{self.suffix}": mean, f"is_{d}_std{self.suffix}": std})
+            return out
+        mean, std = inception_score(self.fake_features(ctx)["logits"], e.is_splits, e.seed)
         return {f"is_mean{self.suffix}": mean, f"is_std{self.suffix}": std}
 
 
@@ -360,8 +372,8 @@ class Evaluator:
         return ctx._features[backbone.name]
 
     @torch.no_grad()
-    def translated_features(self, ctx: EvalContext, backbone: Backbone, direction: str) -> torch.Tensor:
-        """Pool features of the whole `eval.split` of the source domain translated, once per evaluation (FID and KID share them)."""
+    def translated_features(self, ctx: EvalContext, backbone: Backbone, direction: str) -> dict[str, torch.Tensor]:
+        """Features of the whole `eval.split` of the source domain translated, once per evaluation (FID, KID, IS share them)."""
         key = f"{backbone.name}:{direction}"
         if key not in ctx._features:
             source = self.data.split(self.cfg.eval.split).domain(direction[0])
@@ -370,7 +382,7 @@ class Evaluator:
                 x = source.batch(idx)["image"].to(self.device)
                 fakes.append(ctx.model.translate(x, direction, ctx.nets).float().cpu())
             ctx._features[key] = backbone.features(torch.cat(fakes))
-        return ctx._features[key]["pool"]
+        return ctx._features[key]
 
     def __call__(self, model, nets, step: int) -> dict[str, float]:
         start = time.perf_counter()
