@@ -146,7 +146,7 @@ class _FeatureMetric:
 
     def directions(self, ctx: EvalContext) -> tuple[str, ...]:
         if not hasattr(ctx.model, "translate"):
-            raise GantrainError(f"fid/kid on two-domain data score translations; model={ctx.cfg.model.name} does not translate")
+            raise GantrainError(f"fid/kid/is on two-domain data score translations; model={ctx.cfg.model.name} does not translate")
         return tuple(getattr(ctx.model, "directions", DIRECTIONS))
 
     def direction_pair(self, ctx: EvalContext, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
