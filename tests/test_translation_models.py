@@ -14,7 +14,8 @@ from conftest import TINY, compose_cfg, run_cli
 from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
-from gantrain.metrics.translation import TranslationMetrics, kid
+from gantrain.metrics.frechet import kid_from_features
+from gantrain.metrics.translation import TranslationMetrics
 from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
 
@@ -129,6 +130,7 @@ def test_cyclegan_resume_is_exact_with_pool(tmp_path):
 def test_kid_is_near_zero_for_same_distribution():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(200, 8, generator=g), torch.randn(200, 8, generator=g)
+    kid = lambda a, b: kid_from_features(a, b, subsets=5, subset_size=1000, seed=0)[0]  # noqa: E731 - all 200: exact
     same, shifted = kid(x, y), kid(x, y + 1)
     assert abs(same) < 0.1 and shifted > 20 * abs(same)
 
@@ -139,7 +141,8 @@ def test_translation_metrics_on_an_oracle(classifier_cache):
     from gantrain.data.unpaired import Digits2Negative
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create({"eval": {"split": "test", "batch_size": 400, "classifier_cache": classifier_cache}})
+    cfg = OmegaConf.create({"eval": {"split": "test", "batch_size": 400, "classifier_cache": classifier_cache,
+                                     "kid_subsets": 10, "kid_subset_size": 1000, "seed": 0}})
     data = Digits2Negative(OmegaConf.structured(Digits2Negative.Config()))
 
     class Oracle:

@@ -13,6 +13,7 @@ import argparse
 import logging
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
@@ -100,6 +101,19 @@ def load_reference_generator(path: str, arch: str, norm: str, device: torch.devi
             f"unexpected {list(unexpected)[:3]}; try another --arch (resnet_9blocks, resnet_6blocks, unet_256) or --norm"
         )
     return net.to(device).eval()
+
+
+class ReferenceTranslator:
+    """A `--weights` generator seen as a one-directional translation model, so the metrics score it like a run."""
+
+    def __init__(self, net: nn.Module, direction: str, arch: str) -> None:
+        self.net, self.directions, self.cfg = net, (direction,), SimpleNamespace(name=f"reference {arch}")
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str, nets: nn.ModuleDict | None = None) -> torch.Tensor:
+        if direction not in self.directions:
+            raise GantrainError(f"--weights translates {self.directions[0]} (--direction), not {direction}")
+        return self.net(x).float()
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:

@@ -91,6 +91,9 @@ class EvalConfig:
     inception_download: bool = True  # fetch the weights into the torch hub cache when absent
     classifier_cache: Optional[str] = None  # folder for cached dataset classifiers (null: ~/.cache/gantrain)
     reference_cache: Optional[str] = None  # folder for cached real-image features (null: ~/.cache/gantrain/reference)
+    # translation FID/KID per direction (issue 22)
+    data_metrics: list[str] = field(default_factory=list)  # run beside eval.metrics; photo data YAMLs name [fid, kid]
+    translation_reference: str = "test"  # target-domain reference: test (CUT paper) | train+test (GAN Compression)
 
 
 FIXED_GROUPS: dict[str, type] = {
@@ -109,6 +112,7 @@ ALLOWED_CHOICES = {
     "optim.schedule": ("constant", "linear_decay", "cosine", "step", "exponential"),
     "eval.mode": ("min", "max"),
     "eval.resize": ("tf_bilinear", "bilinear_antialias", "bicubic_antialias"),
+    "eval.translation_reference": ("test", "train+test"),
 }
 
 

@@ -24,8 +24,11 @@ None for the live nets), the data source and its info (`ctx.data`, `ctx.info`), 
 `ctx.cfg.eval` for the eval settings), the device, the step, a seeded generator, and the generated batch
 (`ctx.fake` in [-1, 1] on the CPU with `ctx.labels` for conditional families: drawn lazily once, from
 `model.fixed_inputs` with `eval.seed`, shared by all metrics). `ctx.backbone(name)` gives a cached feature
-network from metrics/backbones.py and `ctx.reference(name, split)` its cached real-image features, so a
-translation FID can reuse both.
+network from metrics/backbones.py and `ctx.reference(name, split)` its cached real-image features.
+
+On two-domain data `fid` and `kid` score translations, per direction the model has (`model.directions`): the
+whole `eval.split` of the source domain translated, against the real images of the target domain
+(`eval.translation_reference`: its test split, or train + test), keys `fid_AtoB`, `kid_AtoB`, `kid_AtoB_std`, ...
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from gantrain.data.aligned import DIRECTIONS
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.metrics.backbones import BACKBONES, Backbone
-from gantrain.metrics.frechet import frechet_distance_features
+from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 from gantrain.metrics.reference import reference_features
 
 log = logging.getLogger(__name__)
@@ -60,8 +64,9 @@ class EvalSetup:
     def backbone(self, name: str) -> Backbone:
         return self.evaluator.backbone(name)
 
-    def reference(self, backbone: str, split: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return self.evaluator.reference(backbone, split or self.cfg.eval.split)
+    def reference(self, backbone: str, split: str | None = None,
+                  domain: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return self.evaluator.reference(backbone, split or self.cfg.eval.split, domain)
 
 
 @dataclass
@@ -99,8 +104,19 @@ def _suffix(setup: EvalSetup) -> str:
     return "" if name == "inception" else f"_{name}"
 
 
+# How translation FID/KID choose the real images of the target domain (eval.translation_reference).
+TRANSLATION_PROTOCOLS = {
+    "test": "CUT paper (Park et al. 2020): translated test images of the source vs the real test images of the target",
+    "train+test": "GAN Compression (Li et al. 2020): translated test images vs the real train + test images of the target",
+}
+
+
 class _FeatureMetric:
-    """Shared set-up of FID/KID/IS: the backbone and, where needed, the real features."""
+    """Shared set-up of FID/KID/IS: the backbone and, where needed, the real features.
+
+    Building the backbone here (at evaluator set-up, before training) is what makes missing Inception weights
+    fail in the first second of a run rather than at its end.
+    """
 
     needs_reference = True
 
@@ -108,13 +124,47 @@ class _FeatureMetric:
         self.setup = setup
         self.suffix = _suffix(setup)
         self.backbone = setup.backbone(setup.cfg.eval.backbone)
-        self.real, ref_key = setup.reference(setup.cfg.eval.backbone) if self.needs_reference else (None, None)
         self.protocol: dict[str, Any] = {**self.backbone.protocol}
-        if ref_key is not None:
-            self.protocol.update(reference_split=ref_key["split"], num_real=ref_key["n"], reference_cache=ref_key["cache_file"])
+        self.translated = "domains" in setup.info.extra  # two-domain data: translations are scored, per direction
+        e = setup.cfg.eval
+        if not self.needs_reference:
+            return
+        if self.translated:  # real features per target domain, on first use: the model says which directions exist
+            if e.translation_reference == "train+test" and e.split == "train":
+                raise GantrainError("eval.translation_reference=train+test needs eval.split=test (the train split is already in it)")
+            self._real: dict[str, torch.Tensor] = {}
+            self.protocol.update(
+                protocol=TRANSLATION_PROTOCOLS[e.translation_reference], translation_reference=e.translation_reference,
+                source_split=e.split, image_size=setup.info.image_size,
+            )
+            return
+        self.real, ref_key = setup.reference(e.backbone)
+        self.protocol.update(reference_split=ref_key["split"], num_real=ref_key["n"], reference_cache=ref_key["cache_file"])
 
     def fake_features(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
         return ctx.evaluator.fake_features(ctx, self.backbone)
+
+    def directions(self, ctx: EvalContext) -> tuple[str, ...]:
+        if not hasattr(ctx.model, "translate"):
+            raise GantrainError(f"fid/kid/is on two-domain data score translations; model={ctx.cfg.model.name} does not translate")
+        return tuple(getattr(ctx.model, "directions", DIRECTIONS))
+
+    def direction_pair(self, ctx: EvalContext, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real target-domain, translated source-domain) pool features of one direction; counts go to the protocol."""
+        src, dst = direction[0], direction[-1]
+        e = ctx.cfg.eval
+        splits = ["train", e.split] if e.translation_reference == "train+test" else [e.split]
+        if dst not in self._real:
+            refs = [self.setup.reference(e.backbone, s, dst) for s in splits]
+            self._real[dst] = torch.cat([feats["pool"] for feats, _ in refs])
+            self.protocol[f"reference_{dst}"] = {
+                "splits": [f"{key['split']}{dst}" for _, key in refs], "num_real": int(len(self._real[dst])),
+                "reference_cache": [key["cache_file"] for _, key in refs],
+            }
+        fake = ctx.evaluator.translated_features(ctx, self.backbone, direction)["pool"]
+        self.protocol[direction] = {"source": f"{e.split}{src}", "num_fake": int(len(fake)), "reference": f"reference_{dst}",
+                                    "num_real": int(len(self._real[dst]))}
+        return self._real[dst], fake
 
 
 def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -123,18 +173,6 @@ def fid_from_features(real: torch.Tensor, fake: torch.Tensor) -> float:
 
     stats = [fid_features_to_statistics(f.double()) for f in (real, fake)]
     return float(fid_statistics_to_metric(stats[0], stats[1], verbose=False)["frechet_inception_distance"])
-
-
-def kid_from_features(real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int, seed: int) -> tuple[float, float, int]:
-    """(mean, std, subset size) of the unbiased cubic-polynomial-kernel MMD^2 over random subsets (torch-fidelity)."""
-    from torch_fidelity.metric_kid import kid_features_to_metric
-
-    size = min(subset_size, len(real), len(fake))
-    out = kid_features_to_metric(
-        real.double(), fake.double(), kid_subsets=subsets, kid_subset_size=size, kid_kernel="poly",
-        kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=seed, verbose=False,
-    )
-    return out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"], size
 
 
 def inception_score(logits: torch.Tensor, splits: int, seed: int) -> tuple[float, float]:
@@ -160,6 +198,8 @@ class FID(_FeatureMetric):
         super().__init__(setup)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
+        if self.translated:
+            return {f"fid_{d}{self.suffix}": fid_from_features(*self.direction_pair(ctx, d)) for d in self.directions(ctx)}
         return {f"fid{self.suffix}": fid_from_features(self.real["pool"], self.fake_features(ctx)["pool"])}
 
 
@@ -167,12 +207,18 @@ class KID(_FeatureMetric):
     """Kernel distance, mean and std over `eval.kid_subsets` subsets of `eval.kid_subset_size` (unbiased at small N)."""
 
     def __init__(self, setup: EvalSetup) -> None:
-        _need_fidelity()
         super().__init__(setup)
         self.protocol.update(kid_subsets=setup.cfg.eval.kid_subsets, kernel="poly degree 3, gamma 1/d, coef 1")
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         e = ctx.cfg.eval
+        if self.translated:
+            out = {}
+            for d in self.directions(ctx):
+                mean, std, size = kid_from_features(*self.direction_pair(ctx, d), e.kid_subsets, e.kid_subset_size, e.seed)
+                self.protocol[d]["kid_subset_size"] = size
+                out.update({f"kid_{d}{self.suffix}": mean, f"kid_{d}_std{self.suffix}": std})
+            return out
         mean, std, size = kid_from_features(self.real["pool"], self.fake_features(ctx)["pool"], e.kid_subsets, e.kid_subset_size, e.seed)
         self.protocol["kid_subset_size"] = size
         return {f"kid_mean{self.suffix}": mean, f"kid_std{self.suffix}": std}
@@ -192,7 +238,18 @@ class InceptionScore(_FeatureMetric):
         self.protocol.update(is_splits=e.is_splits)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
-        mean, std = inception_score(self.fake_features(ctx)["logits"], ctx.cfg.eval.is_splits, ctx.cfg.eval.seed)
+        e = ctx.cfg.eval
+        if self.translated:  # per direction, on the translated test split (mmagic reports IS of translations too)
+            out = {}
+            for d in self.directions(ctx):
+                logits = ctx.evaluator.translated_features(ctx, self.backbone, d)["logits"]
+                if len(logits) < e.is_splits:
+                    raise GantrainError(f"eval.is_splits={e.is_splits} exceeds the {len(logits)} translated {d} test images; lower eval.is_splits")
+                mean, std = inception_score(logits, e.is_splits, e.seed)
+                self.protocol[d] = {"source": f"{e.split}{d[0]}", "num_fake": int(len(logits))}
+                out.update({f"is_{d}{self.suffix}": mean, f"is_{d}_std{self.suffix}": std})
+            return out
+        mean, std = inception_score(self.fake_features(ctx)["logits"], e.is_splits, e.seed)
         return {f"is_mean{self.suffix}": mean, f"is_std{self.suffix}": std}
 
 
@@ -264,17 +321,18 @@ class Evaluator:
     """Builds the configured metrics once and runs them on one shared generated batch per evaluation."""
 
     def __init__(self, cfg, data: DataSource, info: DataInfo, device: torch.device) -> None:
-        unknown = [m for m in cfg.eval.metrics if m not in METRICS]
+        names = list(dict.fromkeys([*cfg.eval.metrics, *cfg.eval.data_metrics]))  # the data's own defaults run too
+        unknown = [m for m in names if m not in METRICS]
         if unknown:
             raise GantrainError(f"unknown eval.metrics {unknown}; choose from: {', '.join(sorted(METRICS))}")
         if cfg.eval.backbone not in BACKBONES:
             raise GantrainError(f"unknown eval.backbone {cfg.eval.backbone!r}; choose from: {', '.join(sorted(BACKBONES))}")
         self.cfg, self.data, self.info, self.device = cfg, data, info, device
         self._backbones: dict[str, Backbone] = {}
-        self._references: dict[tuple[str, str], tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
+        self._references: dict[tuple[str, str, str | None], tuple[dict[str, torch.Tensor], dict[str, Any]]] = {}
         self.setup = EvalSetup(cfg, data, info, device, self)
         self.metrics: dict[str, Any] = {}
-        for name in cfg.eval.metrics:
+        for name in names:
             entry = METRICS[name]
             self.metrics[name] = entry(self.setup) if isinstance(entry, type) else entry
         self.protocol: dict[str, Any] = {}
@@ -286,10 +344,11 @@ class Evaluator:
             self._backbones[name] = BACKBONES[name](self.cfg, self.data, self.info, self.device)
         return self._backbones[name]
 
-    def reference(self, backbone: str, split: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        if (backbone, split) not in self._references:
-            self._references[(backbone, split)] = reference_features(self.cfg, self.data, self.backbone(backbone), split)
-        return self._references[(backbone, split)]
+    def reference(self, backbone: str, split: str, domain: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        key = (backbone, split, domain)
+        if key not in self._references:
+            self._references[key] = reference_features(self.cfg, self.data, self.backbone(backbone), split, domain)
+        return self._references[key]
 
     @torch.no_grad()
     def generate(self, model, nets, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -311,6 +370,19 @@ class Evaluator:
         if backbone.name not in ctx._features:
             ctx._features[backbone.name] = backbone.features(ctx.fake)
         return ctx._features[backbone.name]
+
+    @torch.no_grad()
+    def translated_features(self, ctx: EvalContext, backbone: Backbone, direction: str) -> dict[str, torch.Tensor]:
+        """Features of the whole `eval.split` of the source domain translated, once per evaluation (FID, KID, IS share them)."""
+        key = f"{backbone.name}:{direction}"
+        if key not in ctx._features:
+            source = self.data.split(self.cfg.eval.split).domain(direction[0])
+            fakes = []
+            for idx in torch.arange(len(source)).split(self.cfg.eval.batch_size):
+                x = source.batch(idx)["image"].to(self.device)
+                fakes.append(ctx.model.translate(x, direction, ctx.nets).float().cpu())
+            ctx._features[key] = backbone.features(torch.cat(fakes))
+        return ctx._features[key]
 
     def __call__(self, model, nets, step: int) -> dict[str, float]:
         start = time.perf_counter()

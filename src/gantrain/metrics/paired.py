@@ -1,7 +1,8 @@
 """`eval.metrics=[paired]`: paired translation (pix2pix) scored against the true targets of the whole test split.
 
 - `test_L1`: mean |G(x) - y| on [-1, 1] images (the training loss's scale).
-- `test_PSNR`: mean over images of 10 log10(1 / MSE) on [0, 1] images, in dB.
+- `test_PSNR`: mean over images of 10 log10(1 / MSE) on [0, 1] images, in dB (capped at 100), by the one PSNR
+  of gantrain/inversion.py that the inversion metrics use too.
 - With a labelled dataset that names a classifier per side (edges2digits: B is the digits): `class_acc`, the
   share of translations the project's classifier for the target side (metrics/classifier.py, trained on real
   target images and cached) reads as the source's class; `class_acc_real` is that classifier's accuracy on
@@ -13,14 +14,9 @@ from __future__ import annotations
 import torch
 
 from gantrain.errors import GantrainError
+from gantrain.inversion import reconstruction_error
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
-
-
-def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of [-1, 1] images, measured on [0, 1] (peak 1)."""
-    mse = ((fake.double() - real.double()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1.0 / mse)
 
 
 class PairedTranslationMetrics:
@@ -46,7 +42,7 @@ class PairedTranslationMetrics:
         fake = torch.cat([model.translate(c, model.direction, nets).float().cpu() for c in x.split(self.cfg.eval.batch_size)])
         out: dict[str, float] = {
             "test_L1": float((fake - y).abs().mean()),
-            "test_PSNR": float(psnr(fake, y).mean()),
+            "test_PSNR": float(reconstruction_error(y, fake)[1].mean()),
             "n_test": len(y),
         }
         names = getattr(self.data, "classifier_names", None)

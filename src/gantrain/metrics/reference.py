@@ -49,25 +49,35 @@ def real_images(split: InMemorySplit | Dataset, n: int, batch: int = 500) -> tor
     return torch.cat(chunks)
 
 
-def reference_key(cfg, data_name: str, split: str, n: int, backbone: Backbone) -> dict[str, Any]:
+def reference_key(cfg, data_name: str, split: str, n: int, backbone: Backbone, domain: str | None = None) -> dict[str, Any]:
     data_cfg = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items() if k not in _IRRELEVANT}
-    return {
+    key = {
         "dataset": data_name, "data": data_cfg, "split": split, "resolution": cfg.data.get("image_size"),
         "n": n, "subset_seed": SUBSET_SEED, "backbone": backbone.protocol, "version": REFERENCE_VERSION,
     }
+    if domain is not None:  # only two-domain keys carry it, so existing single-domain cache files stay valid
+        key["domain"] = domain
+    return key
 
 
-def reference_features(cfg, data: DataSource, backbone: Backbone, split: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """({"pool", "logits"} of the real split, its key plus the cache file), computed once and cached."""
+def reference_features(cfg, data: DataSource, backbone: Backbone, split: str,
+                       domain: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """({"pool", "logits"} of the real split, its key plus the cache file), computed once and cached.
+
+    `domain` ("A" or "B") selects one side of two-domain data: the images a translation into it is compared with.
+    """
     try:
         source = data.split(split)
     except (KeyError, ValueError) as exc:
         raise GantrainError(f"data={data.info.name} has no split {split!r} ({exc}); pass eval.split=train or test") from None
+    if domain is not None:
+        source = source.domain(domain)
     total = len(source)
     n = total if cfg.eval.num_real is None else min(int(cfg.eval.num_real), total)
-    key = reference_key(cfg, data.info.name, split, n, backbone)
+    key = reference_key(cfg, data.info.name, split, n, backbone, domain)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = cache_dir(cfg.eval.reference_cache) / f"{data.info.name}-{split}-{backbone.name}-{digest}.pt"
+    side = f"{split}{domain or ''}"  # test, or testB for one domain
+    path = cache_dir(cfg.eval.reference_cache) / f"{data.info.name}-{side}-{backbone.name}-{digest}.pt"
     if path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)

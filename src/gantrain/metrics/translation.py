@@ -6,8 +6,12 @@
 - With labelled digit domains: `class_acc_AtoB` (translated test digits classified back to their own class:
   with the project's digits classifier on the inverse transform where one exists, e.g. 1 - x for
   digits2negative, else with a classifier trained on domain B), `class_acc_BtoA` (digits classifier on the
-  translations), and per direction the Fréchet distance and KID in that classifier's feature space against
-  the real test images of the target domain (`cls_fd_*`, `cls_kid_*`).
+  translations), and per direction the Fréchet distance and KID (the one KID of metrics/frechet.py, with
+  `eval.kid_subsets`/`eval.kid_subset_size`) in that classifier's feature space against the real test images of
+  the target domain (`cls_fd_*`, `cls_kid_*`).
+
+Inception FID/KID per direction are the `fid` and `kid` metrics (metrics/evaluator.py), which score
+translations on two-domain data.
 """
 
 from __future__ import annotations
@@ -19,27 +23,15 @@ from typing import Any
 
 import torch
 
+from gantrain.data.aligned import DIRECTIONS
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
-from gantrain.metrics.frechet import frechet_distance_features
+from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 
 if TYPE_CHECKING:
     from gantrain.metrics.evaluator import EvalContext, EvalSetup
 
 log = logging.getLogger(__name__)
-
-
-def kid(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Unbiased squared MMD with the cubic polynomial kernel (x.y/d + 1)^3 (Binkowski et al. 2018), all pairs."""
-    a, b = a.double(), b.double()
-    d = a.shape[1]
-    kxx = (a @ a.T / d + 1) ** 3
-    kyy = (b @ b.T / d + 1) ** 3
-    kxy = (a @ b.T / d + 1) ** 3
-    m, n = a.shape[0], b.shape[0]
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-    return float(sxx + syy - 2 * kxy.mean())
 
 
 class TranslationMetrics:
@@ -68,7 +60,15 @@ class TranslationMetrics:
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         return self.evaluate(ctx.model, ctx.nets)
 
+    def _kid(self, fake: torch.Tensor, real: torch.Tensor) -> float:
+        e = self.cfg.eval
+        return kid_from_features(real, fake, e.kid_subsets, e.kid_subset_size, e.seed)[0]
+
     def evaluate(self, model, nets) -> dict[str, float]:
+        missing = set(DIRECTIONS) - set(getattr(model, "directions", DIRECTIONS))
+        if missing:
+            raise GantrainError(f"eval.metrics=[translation] scores cycles, which need both directions; model={model.cfg.name} "
+                                f"has no {', '.join(sorted(missing))}: use eval.metrics=[fid,kid]")
         split = self.data.split(self.cfg.eval.split)
         if not hasattr(split, "domain"):
             raise GantrainError(f"the translation metric needs two-domain data; data={self.info.name} is not")
@@ -104,11 +104,11 @@ class TranslationMetrics:
             out["class_acc_BtoA"] = float((logits_a.argmax(1) == dom_b.labels.cpu()).double().mean())
             feats_a_real, _ = classify(net_a, real_a, self.device)
             out["cls_fd_BtoA"] = frechet_distance_features(feats_a_fake, feats_a_real)
-            out["cls_kid_BtoA"] = kid(feats_a_fake, feats_a_real)
+            out["cls_kid_BtoA"] = self._kid(feats_a_fake, feats_a_real)
             net_b = target_net if target_net is not None else self._classifier("B")[0]
             feats_b_fake, _ = classify(net_b, fake_b, self.device)
             feats_b_real, _ = classify(net_b, real_b, self.device)
             out["cls_fd_AtoB"] = frechet_distance_features(feats_b_fake, feats_b_real)
-            out["cls_kid_AtoB"] = kid(feats_b_fake, feats_b_real)
+            out["cls_kid_AtoB"] = self._kid(feats_b_fake, feats_b_real)
             out["classifier_test_accuracy"] = float(proto_a["test_accuracy"])
         return out

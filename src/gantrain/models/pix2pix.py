@@ -87,6 +87,7 @@ class Pix2Pix(GANModel):
         self.loss = make_loss(GAN_MODES[cfg.gan_mode])
         self.direction = str(info.extra.get("direction", "AtoB"))
         self.src, self.dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
+        self.directions = (self.direction,)  # the only one `translate` accepts: per-direction metrics score it alone
         self.channels_A = int(info.extra.get("channels_A", info.channels))
         self.channels_B = int(info.extra.get("channels_B", info.channels))
         c_in, c_out = (self.channels_A, self.channels_B) if self.src == "A" else (self.channels_B, self.channels_A)
