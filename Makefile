@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Pinned for this setup: these wheels lie on the build machine's disk, so install never downloads several GB.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# Extras `make install` puts in the venv (comma-separated, as pip spells them); `make test` runs their tests.
+EXTRAS := dev,metrics,optuna,slurm
 
 .PHONY: install train test test-slow benchmark quality clean
 
@@ -12,7 +14,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH_PINS) -e '.[dev,metrics]'
+	$(PIP) install -q $(TORCH_PINS) -e '.[$(EXTRAS)]'
 	touch $@
 
 train: install

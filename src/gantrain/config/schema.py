@@ -7,7 +7,7 @@ the fixed groups (trainer, optim, logger, eval) against the dataclasses below.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -67,7 +67,7 @@ class OptimConfig:
 class LoggerConfig:
     tensorboard: bool = True
     jsonl: bool = True
-    hparams: bool = True
+    hparams: bool = True  # with tensorboard: the flattened config and final metrics as an hparams session
 
 
 @dataclass
@@ -105,15 +105,174 @@ FIXED_GROUPS: dict[str, type] = {
 TARGET_GROUPS = ("model", "data")
 TOP_LEVEL_KEYS = {"seed", "resume", "run_name", "hydra", "paths", "experiment", "hparams_search", "debug", "tags",
                   "optimized_metric"} | set(FIXED_GROUPS) | set(TARGET_GROUPS)
-ALLOWED_CHOICES = {
-    "trainer.device": None,
-    "trainer.precision": ("auto", "32", "bf16", "16"),
-    "optim.name": ("adam", "adamw", "rmsprop", "sgd"),
-    "optim.schedule": ("constant", "linear_decay", "cosine", "step", "exponential"),
-    "eval.mode": ("min", "max"),
-    "eval.resize": ("tf_bilinear", "bilinear_antialias", "bicubic_antialias"),
-    "eval.translation_reference": ("test", "train+test"),
+@dataclass(frozen=True)
+class Allowed:
+    """The values one config key may take: a numeric range (closed unless `*_open`), or a set of choices.
+
+    Checked once on the composed config, before anything is built, so a bad value is one line naming the key
+    instead of a traceback from deep inside training. A list value (e.g. `optim.betas`) is checked per element.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+
+    def fix(self) -> str:
+        """What to pass instead, as the second half of the error line."""
+        if self.choices is not None:
+            return "choose one of: " + ", ".join(self.choices)
+        if self.low is not None and self.high is not None:
+            return f"use a value in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"use a value {'>' if self.low_open else '>='} {self.low:g}"
+        return f"use a value {'<' if self.high_open else '<='} {self.high:g}"
+
+    def accepts(self, value: Any) -> bool:
+        if self.choices is not None:
+            return str(value) in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+AT_LEAST_0 = Allowed(low=0)
+AT_LEAST_1 = Allowed(low=1)
+POSITIVE = Allowed(low=0, low_open=True)
+FRACTION = Allowed(low=0, high=1)
+OPEN_FRACTION = Allowed(low=0, high=1, low_open=True, high_open=True)
+
+# Every constrained key in one place. Keys a group does not declare (e.g. model.d_steps for cyclegan) are skipped;
+# null is always accepted where the schema allows it (Optional: "not set").
+ALLOWED: dict[str, Allowed] = {
+    "trainer.max_steps": AT_LEAST_1,
+    "trainer.max_epochs": AT_LEAST_1,
+    "trainer.num_threads": AT_LEAST_1,
+    "trainer.precision": Allowed(choices=("auto", "32", "bf16", "16")),
+    "trainer.log_every": AT_LEAST_1,
+    "trainer.sample_every": AT_LEAST_0,
+    "trainer.ckpt_every": AT_LEAST_0,
+    "trainer.keep_last": AT_LEAST_1,
+    "trainer.num_sample_images": AT_LEAST_1,
+    "trainer.ema.decay": OPEN_FRACTION,
+    "trainer.ema.start_step": AT_LEAST_0,
+    "trainer.ema.every": AT_LEAST_1,
+    "trainer.ema.bn_batches": AT_LEAST_0,
+    "optim.name": Allowed(choices=("adam", "adamw", "rmsprop", "sgd")),
+    "optim.lr": POSITIVE,
+    "optim.lr_D": POSITIVE,
+    "optim.betas": Allowed(low=0, high=1, high_open=True),
+    "optim.weight_decay": AT_LEAST_0,
+    "optim.momentum": Allowed(low=0, high=1, high_open=True),
+    "optim.eps": POSITIVE,
+    "optim.schedule": Allowed(choices=("constant", "linear_decay", "cosine", "step", "exponential")),
+    "optim.decay_epochs": AT_LEAST_1,
+    "optim.decay_steps": AT_LEAST_1,
+    "optim.step_epochs": AT_LEAST_1,
+    "optim.gamma": POSITIVE,
+    "optim.final_lr_ratio": Allowed(low=0, high=1, low_open=True),
+    "eval.every": AT_LEAST_0,
+    "eval.num_samples": AT_LEAST_1,
+    "eval.num_real": AT_LEAST_1,
+    "eval.batch_size": AT_LEAST_1,
+    "eval.mode": Allowed(choices=("min", "max")),
+    "eval.backbone": Allowed(choices=("inception", "classifier")),
+    "eval.resize": Allowed(choices=("tf_bilinear", "bilinear_antialias", "bicubic_antialias")),
+    "eval.kid_subsets": AT_LEAST_1,
+    "eval.kid_subset_size": AT_LEAST_1,
+    "eval.is_splits": AT_LEAST_1,
+    "data.batch_size": AT_LEAST_1,
+    "data.num_workers": AT_LEAST_0,
+    "data.image_size": AT_LEAST_1,
+    "data.load_size": AT_LEAST_1,
+    "data.crop_size": AT_LEAST_1,
+    "data.channels": Allowed(choices=("1", "3")),
+    "data.direction": Allowed(choices=("AtoB", "BtoA")),
+    "data.max_dataset_size": AT_LEAST_1,
+    "data.test_fraction": Allowed(low=0, high=1, high_open=True),
+    "model.z_dim": AT_LEAST_1,
+    "model.z_dist": Allowed(choices=("normal", "uniform")),
+    "model.ngf": AT_LEAST_1,
+    "model.ndf": AT_LEAST_1,
+    "model.g_hidden": AT_LEAST_1,
+    "model.d_hidden": AT_LEAST_1,
+    "model.e_hidden": AT_LEAST_1,
+    "model.d_x_hidden": AT_LEAST_1,
+    "model.d_z_hidden": AT_LEAST_1,
+    "model.d_joint_hidden": AT_LEAST_1,
+    "model.hidden": AT_LEAST_1,
+    "model.norm": Allowed(choices=("batch", "instance", "layer", "none")),
+    "model.norm_G": Allowed(choices=("batch", "instance", "layer", "none")),
+    "model.norm_D": Allowed(choices=("batch", "instance", "layer", "none")),
+    "model.norm_E": Allowed(choices=("batch", "instance", "layer", "none")),
+    "model.init_type": Allowed(choices=("normal", "xavier", "kaiming", "orthogonal")),
+    "model.init_gain": POSITIVE,
+    "model.d_steps": AT_LEAST_1,
+    "model.n_critic": AT_LEAST_1,
+    "model.d_every": AT_LEAST_1,
+    "model.gp_weight": AT_LEAST_0,
+    "model.clip_value": POSITIVE,
+    "model.topk_gamma": Allowed(low=0, high=1, low_open=True),
+    "model.topk_min": Allowed(low=0, high=1, low_open=True),
+    "model.embed_dim": AT_LEAST_1,
+    "model.class_weight": AT_LEAST_0,
+    "model.encoder": Allowed(choices=("deterministic", "stochastic")),
+    "model.d_dropout": Allowed(low=0, high=1, high_open=True),
+    "model.shared_g": AT_LEAST_0,
+    "model.shared_d": AT_LEAST_0,
+    "model.n_layers_D": AT_LEAST_1,
+    "model.n_res": AT_LEAST_0,
+    "model.pool_size": AT_LEAST_0,
+    "model.lambda_A": AT_LEAST_0,
+    "model.lambda_B": AT_LEAST_0,
+    "model.lambda_identity": AT_LEAST_0,
+    "model.lambda_L1": AT_LEAST_0,
+    "model.lambda_recon": AT_LEAST_0,
+    "model.lambda_gan": AT_LEAST_0,
+    "model.lambda_kl": AT_LEAST_0,
+    "model.lambda_cycle": AT_LEAST_0,
+    "model.lambda_cycle_kl": AT_LEAST_0,
+    "model.bottleneck": AT_LEAST_0,
+    "model.code_size": AT_LEAST_1,
+    "model.gan_weight": AT_LEAST_0,
+    "model.fm_weight": AT_LEAST_0,
+    "model.recon_rate_start": AT_LEAST_0,
+    "model.recon_rate": AT_LEAST_0,
+    "model.curriculum_iters": AT_LEAST_0,
+    "model.test_mode": Allowed(choices=("train", "eval")),
+    "model.proj_dim": AT_LEAST_1,
+    "model.cls_weight": AT_LEAST_0,
+    "model.int_beta": FRACTION,
+    "model.text_dim": AT_LEAST_1,
+    "model.word_dim": AT_LEAST_1,
+    "model.pretrain_steps": AT_LEAST_0,
+    "model.pretrain_batch": AT_LEAST_1,
+    "model.pretrain_lr": POSITIVE,
+    "model.bank_size": AT_LEAST_1,
+    "model.grid_captions": AT_LEAST_1,
+    "model.latent_weight": AT_LEAST_0,
+    "model.image_weight": AT_LEAST_0,
+    "eval.translation_reference": Allowed(choices=("test", "train+test")),
+    "data.cache": Allowed(choices=("auto", "device", "host", "stream")),
+    "data.cache_budget_gb": POSITIVE,
 }
+_ABSENT = object()
+
+
+def check_allowed(cfg: DictConfig) -> None:
+    """Raise one GantrainError for the first key of `ALLOWED` whose value is outside its range or choices."""
+    for dotted, allowed in ALLOWED.items():
+        value = OmegaConf.select(cfg, dotted, default=_ABSENT)
+        if value is _ABSENT or value is None:
+            continue
+        values = list(value) if OmegaConf.is_list(value) else [value]
+        for v in values:
+            if not allowed.accepts(v):
+                shown = OmegaConf.to_container(value) if OmegaConf.is_list(value) else value
+                raise GantrainError(f"{dotted}={shown} is not valid; {allowed.fix()}")
 
 
 def resolve_target(target: str) -> type:
@@ -127,11 +286,19 @@ def resolve_target(target: str) -> type:
         raise GantrainError(f"_target_ {target!r} cannot be imported ({exc}); check the spelling in your config") from None
 
 
+# Keys removed because they had no effect, per group: dropped where the schema no longer declares them, so the
+# configs stored in older checkpoints still validate on resume (e.g. data.download of the offline datasets).
+RETIRED_KEYS: dict[str, set[str]] = {"data": {"download"}}
+
+
 def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
     if not isinstance(node, DictConfig):
         raise GantrainError(f"config group {where!r} must be a mapping, got {type(node).__name__}")
     data = OmegaConf.to_container(node, resolve=True)
     target = data.pop("_target_", None)
+    declared = {f.name for f in fields(schema)}
+    for key in RETIRED_KEYS.get(where, set()) - declared:
+        data.pop(key, None)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), data)
     except (ConfigKeyError, ConfigAttributeError) as exc:
@@ -166,12 +333,7 @@ def validate_config(cfg: DictConfig) -> DictConfig:
         if schema is None:
             raise GantrainError(f"{node._target_} declares no Config schema")
         cfg[group] = _validate_node(node, schema, group)
-    for dotted, choices in ALLOWED_CHOICES.items():
-        if choices is None:
-            continue
-        value = str(OmegaConf.select(cfg, dotted))
-        if value not in choices:
-            raise GantrainError(f"{dotted}={value} is not valid; choose one of: {', '.join(choices)}")
+    check_allowed(cfg)
     if cfg.trainer.max_steps is None and cfg.trainer.max_epochs is None:
         raise GantrainError("set trainer.max_steps or trainer.max_epochs so the run knows when to stop")
     return cfg

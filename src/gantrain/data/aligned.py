@@ -132,7 +132,6 @@ class Edges2Digits(DataSource):
     class Config:
         name: str = "edges2digits"
         root: Optional[str] = None  # unused: the digits ship with scikit-learn
-        download: bool = False
         image_size: int = 32
         channels: int = 1
         direction: str = "AtoB"  # AtoB: edges -> digit | BtoA: digit -> edges

@@ -39,7 +39,6 @@ class Digits(DataSource):
     class Config:
         name: str = "digits"
         root: Optional[str] = None  # unused: the data ships with scikit-learn
-        download: bool = False
         image_size: int = 32
         batch_size: int = 64
         num_workers: int = 0

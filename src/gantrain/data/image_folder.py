@@ -41,7 +41,6 @@ class ImageFolder(DataSource):
     class Config:
         name: str = "image_folder"
         root: Optional[str] = None
-        download: bool = False
         image_size: int = 64
         channels: int = 3
         batch_size: int = 64

@@ -149,7 +149,6 @@ class Shapes(DataSource):
     class Config:
         name: str = "shapes"
         root: Optional[str] = None  # cache folder (null: ~/.cache/gantrain/data)
-        download: bool = False  # unused: generated locally
         image_size: int = 32
         batch_size: int = 64
         num_workers: int = 0

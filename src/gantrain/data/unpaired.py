@@ -122,7 +122,6 @@ class _DigitsUnpaired(DataSource):
     class Config:
         name: str = "digits2negative"
         root: Optional[str] = None  # unused: the digits ship with scikit-learn
-        download: bool = False
         image_size: int = 32
         channels: int = 1
         batch_size: int = 1

@@ -30,9 +30,11 @@ def flatten_config(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, tensorboard: bool = True, jsonl: bool = True, enabled: bool = True) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool = True, jsonl: bool = True, enabled: bool = True,
+                 hparams: bool = True) -> None:
         self.run_dir = run_dir
         self.enabled = enabled
+        self.write_hparams = hparams  # logger.hparams: the config + final metrics as a TensorBoard hparams session
         self.samples_dir = run_dir / "samples"
         self.writer = None
         self.jsonl = None
@@ -68,7 +70,7 @@ class RunLogger:
                 self.writer.add_image(f"samples/{name}", grid, step)
 
     def hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
-        if not self.enabled or self.writer is None:
+        if not self.enabled or self.writer is None or not self.write_hparams:
             return
         hparams = {k: v for k, v in flatten_config(config).items() if not k.startswith("hydra.")}
         final = {f"hparam/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}

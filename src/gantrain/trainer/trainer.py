@@ -119,7 +119,7 @@ class Trainer:
 
         self.evaluator = Evaluator(cfg, self.data, self.info, device) if cfg.eval.metrics else None
         self.logger = RunLogger(
-            self.run_dir, cfg.logger.tensorboard, cfg.logger.jsonl, enabled=self.dist.is_main
+            self.run_dir, cfg.logger.tensorboard, cfg.logger.jsonl, enabled=self.dist.is_main, hparams=cfg.logger.hparams
         )
 
     def _total_steps(self) -> int:
