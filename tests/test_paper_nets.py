@@ -42,3 +42,55 @@ def test_dcgan_default_is_the_papers_64px_generator_with_the_official_weight_dec
     # the digits preset keeps what it measured with
     digits = validate_config(compose_cfg(["model=dcgan", "data=digits"]))
     assert (digits.model.ngf, digits.model.ndf, digits.optim.weight_decay) == (32, 32, 0.0)
+
+
+def test_cyclegan_pix2pix_lr_steps_once_per_epoch_to_lr_over_101():
+    """The reference's rule, junyanz/pytorch-CycleGAN-and-pix2pix models/networks.py line 59, stepped at the end of each
+    epoch (train.py line 78): epoch e (from 0) runs at 1 - max(0, e + 1 - 100) / 101 with n_epochs = n_epochs_decay = 100."""
+    from gantrain.trainer.optim import lr_factor
+
+    for family in ("cyclegan", "pix2pix"):
+        cfg = validate_config(compose_cfg([f"model={family}", "data=pix2pix_facades" if family == "pix2pix" else "data=facades"]))
+        assert (cfg.optim.schedule, cfg.optim.decay_epochs, cfg.trainer.max_epochs) == ("epoch_linear", 100, 200)
+        spe = 7
+        f = lr_factor(cfg.optim, 200 * spe, spe)
+        assert [f(s) for s in (0, 99 * spe + 6)] == [1.0, 1.0]
+        assert f(100 * spe) == f(101 * spe - 1) == 1 - 1 / 101
+        assert abs(f(199 * spe) - 1 / 101) < 1e-12 and abs(f(200 * spe - 1) - 1 / 101) < 1e-12
+
+
+def test_pix2pix_takes_the_papers_per_dataset_budget():
+    """Isola et al. 2017, appendix 6.2 (training details): edges2shoes and edges2handbags 15 epochs at batch 4,
+    day2night 17 epochs at batch 4, facades 200 epochs at batch 1; the digits preset keeps its measured budget."""
+    got = {}
+    for data in ("edges2shoes", "edges2handbags", "night2day", "pix2pix_facades", "edges2digits"):
+        cfg = validate_config(compose_cfg(["model=pix2pix", f"data={data}"]))
+        got[data] = (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optim.schedule)
+    assert got == {
+        "edges2shoes": (15, 4, "epoch_linear"),
+        "edges2handbags": (15, 4, "epoch_linear"),
+        "night2day": (17, 4, "epoch_linear"),
+        "pix2pix_facades": (200, 1, "epoch_linear"),
+        "edges2digits": (10, 16, "linear_decay"),
+    }
+    # another family on the same data is untouched
+    assert validate_config(compose_cfg(["model=cyclegan", "data=edges2shoes"])).trainer.max_epochs == 200
+
+
+def test_norm_none_nets_match_the_reference_state_dicts():
+    """Parameter counts of the reference's define_G/define_D (models/networks.py lines 132 and 163; use_bias is true
+    only for instance norm, lines 336, 480, 534, 573), measured by running the reference at commit 2a7afba with input_nc 3
+    (6 for the pix2pix D). `bias_without_norm=true` keeps gantrain's earlier biased convs."""
+    from gantrain.nets.generators import build_generator
+    from gantrain.nets.patchgan import build_patch_discriminator
+
+    assert _params(build_generator("resnet_9blocks", 3, 3, 64, "none")) == 11_378_179  # the option: biases kept
+    cfg, model = _default_model(["model=cyclegan", "data=facades", "model.norm=none"], DataInfo("facades", 3, 256))
+    assert _params(model.nets["G_A"]) == 11_372_931 and _params(model.nets["D_A"]) == 2_763_841
+    cfg, model = _default_model(["model=pix2pix", "data=pix2pix_facades", "model.norm=none"],
+                                DataInfo("pix2pix_facades", 3, 256, extra={"paired": True}))
+    assert _params(model.nets["G"]) == 54_404_099 and _params(model.nets["D"]) == 2_766_913
+    assert _params(build_patch_discriminator("pixel", 6, 64, 3, "none", False)) == 8_768
+    # instance norm (CycleGAN's default) is unchanged: 11.378 M as the reference prints for G_A
+    _, default = _default_model(["model=cyclegan", "data=facades"], DataInfo("facades", 3, 256))
+    assert _params(default.nets["G_A"]) == 11_378_179

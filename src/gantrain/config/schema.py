@@ -54,8 +54,8 @@ class OptimConfig:
     weight_decay: float = 0.0
     momentum: float = 0.0
     eps: float = 1e-8
-    schedule: str = "constant"  # constant | linear_decay | cosine | step | exponential
-    decay_epochs: Optional[int] = None  # linear_decay: decay over the last N epochs (null: the whole run)
+    schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential
+    decay_epochs: Optional[int] = None  # linear_decay/epoch_linear: decay over the last N epochs (null: the whole run)
     decay_steps: Optional[int] = None  # same in steps; wins over decay_epochs
     step_epochs: int = 100  # step: multiply by gamma every step_epochs
     gamma: float = 0.5
@@ -106,7 +106,7 @@ ALLOWED_CHOICES = {
     "trainer.device": None,
     "trainer.precision": ("auto", "32", "bf16", "16"),
     "optim.name": ("adam", "adamw", "rmsprop", "sgd"),
-    "optim.schedule": ("constant", "linear_decay", "cosine", "step", "exponential"),
+    "optim.schedule": ("constant", "linear_decay", "epoch_linear", "cosine", "step", "exponential"),
     "eval.mode": ("min", "max"),
     "eval.resize": ("tf_bilinear", "bilinear_antialias", "bicubic_antialias"),
 }

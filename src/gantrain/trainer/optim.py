@@ -48,6 +48,13 @@ def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
         span = max(decay, 1)
         # CycleGAN convention: full lr for the first epochs, then linearly to zero at the last step.
         return lambda step: 1.0 - max(0, step - start) / span
+    if kind == "epoch_linear":
+        # The CycleGAN/pix2pix reference rule (networks.get_scheduler, stepped once per epoch): epoch e (from 0)
+        # runs at 1 - max(0, e + 1 - n_const) / (n_decay + 1), so the last epoch has lr / (n_decay + 1), not 0.
+        epochs = max(total_steps // max(steps_per_epoch, 1), 1)
+        n_decay = cfg.decay_epochs if cfg.decay_epochs is not None else epochs
+        n_const = epochs - n_decay
+        return lambda step: 1.0 - max(0, step // steps_per_epoch + 1 - n_const) / (n_decay + 1)
     if kind == "cosine":
         return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
     if kind == "step":
@@ -55,7 +62,7 @@ def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
         return lambda step: cfg.gamma ** (step // every)
     if kind == "exponential":
         return lambda step: cfg.final_lr_ratio ** (min(step, total_steps) / max(total_steps, 1))
-    raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, cosine, step, exponential")
+    raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, epoch_linear, cosine, step, exponential")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int, steps_per_epoch: int) -> LambdaLR:
