@@ -94,3 +94,25 @@ def test_norm_none_nets_match_the_reference_state_dicts():
     # instance norm (CycleGAN's default) is unchanged: 11.378 M as the reference prints for G_A
     _, default = _default_model(["model=cyclegan", "data=facades"], DataInfo("facades", 3, 256))
     assert _params(default.nets["G_A"]) == 11_378_179
+
+
+def test_bigan_default_is_the_official_mnist_recipe():
+    """jeffdonahue/bigan train_mnist.sh (`--gen_net deconvnet_mnist_mlp`, `--epochs 200 --decay_epochs 200`, `u-50`) and
+    its deconvnet_mnist_mlp: z 50 -> FC 1024 + BN + ReLU -> FC 1024 + BN + ReLU -> 784. D: FC 1024 on x, then the
+    second layer on [h, z] (z projected into it, as the official nets' apply_cond adds a projection of the condition).
+    Counts at 28 px: G 50*1024+1024 + 1024*1024+1024 + 1024*784+784 + 2 * 2048 BN; D 784*1024+1024 +
+    (1024+50)*1024+1024 + 1024+1 (gantrain keeps Linear biases and BN scales)."""
+    cfg, model = _default_model(["model=bigan", "data=mnist"], DataInfo("mnist", 1, 28))
+    G, D = model.nets["G"], model.nets["D"]
+    assert [type(m).__name__ for m in G.net] == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "Tanh"]
+    assert _params(G) == 1_909_520 and _params(D) == 1_905_665
+    assert D(torch.zeros(3, 1, 28, 28), torch.zeros(3, 50)).shape == (3,)
+    assert (cfg.trainer.max_epochs, cfg.optim.decay_epochs, cfg.optim.schedule) == (400, 200, "exponential")
+    from gantrain.trainer.optim import lr_factor
+
+    f = lr_factor(cfg.optim, 400 * 10, 10)
+    assert f(0) == f(200 * 10) == 1.0
+    assert abs(f(300 * 10) - 0.1) < 1e-12 and abs(f(400 * 10) - 0.01) < 1e-12
+    digits = validate_config(compose_cfg(["model=bigan", "data=digits"]))  # the preset keeps its measured run
+    assert (digits.model.g_style, list(digits.model.d_z_hidden), digits.trainer.max_epochs, digits.optim.decay_epochs) == (
+        "lrelu", [1024], 40, None)

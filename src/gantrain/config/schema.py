@@ -55,7 +55,7 @@ class OptimConfig:
     momentum: float = 0.0
     eps: float = 1e-8
     schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential
-    decay_epochs: Optional[int] = None  # linear_decay/epoch_linear: decay over the last N epochs (null: the whole run)
+    decay_epochs: Optional[int] = None  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
     decay_steps: Optional[int] = None  # same in steps; wins over decay_epochs
     step_epochs: int = 100  # step: multiply by gamma every step_epochs
     gamma: float = 0.5

@@ -12,18 +12,21 @@ from gantrain.nets.norm import norm1d
 
 
 class MLPGenerator(nn.Module):
-    """z -> hidden layers (LeakyReLU 0.2) -> C*H*W -> Tanh."""
+    """z -> hidden layers (LeakyReLU 0.2, or ReLU with `relu`) -> C*H*W -> Tanh.
 
-    def __init__(self, z_dim: int, out_shape: Sequence[int], hidden: Sequence[int], norm: str = "none", cond_dim: int = 0):
+    `norm` follows every hidden layer but the first unless `norm_first` (BiGAN's official G normalises all)."""
+
+    def __init__(self, z_dim: int, out_shape: Sequence[int], hidden: Sequence[int], norm: str = "none", cond_dim: int = 0,
+                 relu: bool = False, norm_first: bool = False):
         super().__init__()
         self.out_shape = tuple(out_shape)
         layers: list[nn.Module] = []
         width = z_dim + cond_dim
         for i, h in enumerate(hidden):
             layers += [nn.Linear(width, h)]
-            if i > 0:
+            if i > 0 or norm_first:
                 layers += [norm1d(norm, h)]
-            layers += [nn.LeakyReLU(0.2, inplace=True)]
+            layers += [nn.ReLU(inplace=True) if relu else nn.LeakyReLU(0.2, inplace=True)]
             width = h
         layers += [nn.Linear(width, math.prod(self.out_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)

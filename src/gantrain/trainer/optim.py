@@ -61,7 +61,15 @@ def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
         every = max(cfg.step_epochs * steps_per_epoch, 1)
         return lambda step: cfg.gamma ** (step // every)
     if kind == "exponential":
-        return lambda step: cfg.final_lr_ratio ** (min(step, total_steps) / max(total_steps, 1))
+        # constant, then exponential to final_lr_ratio over the last decay_epochs/decay_steps (null: the whole run)
+        if cfg.decay_steps is not None:
+            decay = cfg.decay_steps
+        elif cfg.decay_epochs is not None:
+            decay = cfg.decay_epochs * steps_per_epoch
+        else:
+            decay = total_steps
+        start = max(total_steps - decay, 0)
+        return lambda step: cfg.final_lr_ratio ** (min(max(step - start, 0), decay) / max(decay, 1))
     raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, epoch_linear, cosine, step, exponential")
 
 
