@@ -116,3 +116,32 @@ def test_bigan_default_is_the_official_mnist_recipe():
     digits = validate_config(compose_cfg(["model=bigan", "data=digits"]))  # the preset keeps its measured run
     assert (digits.model.g_style, list(digits.model.d_z_hidden), digits.trainer.max_epochs, digits.optim.decay_epochs) == (
         "lrelu", [1024], 40, None)
+
+
+def test_gan_default_is_the_official_mnist_recipe():
+    """goodfeli/adversarial mnist.yaml: its `generator` block (nvis 100 -> RectifiedLinear 1200 -> 1200 -> Sigmoid 784),
+    `discriminator` block (Maxout 240 units x 5 pieces twice -> Sigmoid 1), `algorithm` block (SGD batch_size 100,
+    learning_rate .1, Momentum init_momentum .5) and `extensions` (MomentumAdjustor start 1, saturate 250, final .7). Counts at 28 px: G 101*1200 + 1201*1200 + 1201*784;
+    D 785*1200 + 241*1200 + 241."""
+    cfg, model = _default_model(["model=gan", "data=mnist"], DataInfo("mnist", 1, 28))
+    G, D = model.nets["G"], model.nets["D"]
+    assert [type(m).__name__ for m in G.net] == ["Linear", "ReLU", "Linear", "Identity", "ReLU", "Linear", "Tanh"]
+    assert _params(G) == 2_503_984 and _params(D) == 1_231_441
+    maxouts = [m for m in D.modules() if type(m).__name__ == "Maxout"]
+    assert [(m.units, m.pieces) for m in maxouts] == [(240, 5), (240, 5)]
+    assert [m.p for m in D.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.5, 0.5]
+    assert (cfg.optim.name, cfg.optim.lr, cfg.data.batch_size) == ("sgd", 0.1, 100)
+    from gantrain.trainer.optim import build_optimizer, build_scheduler
+
+    opt = build_optimizer("G", G.parameters(), cfg.optim, torch.device("cpu"))
+    sched = build_scheduler(opt, cfg.optim, 300 * 4, 4)
+    seen = {}
+    for step in range(300 * 4):
+        seen.setdefault(step // 4, opt.param_groups[0]["momentum"])
+        opt.step()
+        sched.step()
+    assert seen[0] == seen[1] == 0.5 and abs(seen[125] - (0.5 + 0.2 * 124 / 249)) < 1e-12 and seen[250] == seen[299] == 0.7
+    # the digits preset keeps the LeakyReLU MLPs and Adam it was measured with
+    digits = validate_config(compose_cfg(["model=gan", "data=digits"]))
+    assert (digits.model.arch, list(digits.model.g_hidden), digits.optim.name, digits.optim.momentum_final) == (
+        "mlp", [128, 256, 512, 1024], "adam", None)

@@ -53,6 +53,9 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     weight_decay: float = 0.0
     momentum: float = 0.0
+    momentum_final: Optional[float] = None  # null: constant momentum; else linear from momentum to this (SGD, RMSProp)
+    momentum_start: int = 0  # epoch the momentum ramp starts
+    momentum_saturate: int = 1  # epoch it reaches momentum_final
     eps: float = 1e-8
     schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential
     decay_epochs: Optional[int] = None  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
