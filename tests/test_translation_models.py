@@ -63,7 +63,7 @@ def test_paper_defaults_and_digits_preset():
     m, o, t, d = cfg.model, cfg.optim, cfg.trainer, cfg.data
     assert (m.netG, m.netD, m.norm, m.loss, m.pool_size, m.dropout) == ("resnet_9blocks", "basic", "instance", "lsgan", 50, False)
     assert (m.lambda_A, m.lambda_B, m.lambda_identity, m.ngf, m.ndf, m.init_gain) == (10, 10, 0.5, 64, 64, 0.02)
-    assert (o.name, o.lr, list(o.betas), o.schedule, o.decay_epochs, t.max_epochs) == ("adam", 2e-4, [0.5, 0.999], "linear_decay", 100, 200)
+    assert (o.name, o.lr, list(o.betas), o.schedule, o.decay_epochs, t.max_epochs) == ("adam", 2e-4, [0.5, 0.999], "epoch_linear", 100, 200)
     assert (d.batch_size, d.load_size, d.crop_size, d.preprocess, d.flip) == (1, 286, 256, "resize_and_crop", True)
     small = validate_config(compose_cfg(["model=cyclegan", "data=digits2negative"]))
     assert small.model.ngf < 64 and small.trainer.max_epochs < 200 and small.optim.schedule == "linear_decay"

@@ -53,9 +53,12 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     weight_decay: float = 0.0
     momentum: float = 0.0
+    momentum_final: Optional[float] = None  # null: constant momentum; else linear from momentum to this (SGD, RMSProp)
+    momentum_start: int = 0  # epoch the momentum ramp starts
+    momentum_saturate: int = 1  # epoch it reaches momentum_final
     eps: float = 1e-8
-    schedule: str = "constant"  # constant | linear_decay | cosine | step | exponential
-    decay_epochs: Optional[int] = None  # linear_decay: decay over the last N epochs (null: the whole run)
+    schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential
+    decay_epochs: Optional[int] = None  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
     decay_steps: Optional[int] = None  # same in steps; wins over decay_epochs
     step_epochs: int = 100  # step: multiply by gamma every step_epochs
     gamma: float = 0.5
@@ -105,6 +108,8 @@ FIXED_GROUPS: dict[str, type] = {
 TARGET_GROUPS = ("model", "data")
 TOP_LEVEL_KEYS = {"seed", "resume", "run_name", "hydra", "paths", "experiment", "hparams_search", "debug", "tags",
                   "optimized_metric"} | set(FIXED_GROUPS) | set(TARGET_GROUPS)
+
+
 @dataclass(frozen=True)
 class Allowed:
     """The values one config key may take: a numeric range (closed unless `*_open`), or a set of choices.
@@ -168,7 +173,11 @@ ALLOWED: dict[str, Allowed] = {
     "optim.weight_decay": AT_LEAST_0,
     "optim.momentum": Allowed(low=0, high=1, high_open=True),
     "optim.eps": POSITIVE,
-    "optim.schedule": Allowed(choices=("constant", "linear_decay", "cosine", "step", "exponential")),
+    "optim.schedule": Allowed(choices=("constant", "linear_decay", "epoch_linear", "cosine", "step", "exponential")),
+    "optim.momentum_final": Allowed(low=0, high=1, high_open=True),
+    "optim.momentum_start": AT_LEAST_0,
+    "optim.momentum_saturate": AT_LEAST_1,
+    "model.g_style": Allowed(choices=("official", "lrelu")),
     "optim.decay_epochs": AT_LEAST_1,
     "optim.decay_steps": AT_LEAST_1,
     "optim.step_epochs": AT_LEAST_1,

@@ -6,7 +6,9 @@ pushes D(G(z), z) towards "real". Users often think E "never trains" because it 
 loss: its only signal is this inverted-label term, and at the optimum E inverts G.
 
 Paper defaults (MNIST): z 50-d uniform on [-1, 1], MLPs of 1024 units, Adam 2e-4 / beta1 0.5, batch 128
-(weight decay 2.5e-5 and the exponential LR decay to 0.01x come from configs/recipe/bigan.yaml).
+(weight decay 2.5e-5, 200 epochs constant then 200 of exponential decay to 0.01x come from configs/recipe/bigan.yaml).
+The MLP G is the official one (jeffdonahue/bigan, deconvnet_mnist_mlp with train_mnist.sh's --gen_net): batch norm
+and ReLU after each of its 1024-unit layers; `g_style: lrelu` is gantrain's earlier LeakyReLU G.
 `encoder: stochastic` gives ALI's reparameterised encoder; `d_dropout: 0.2` ALI's dropout in D.
 """
 
@@ -40,11 +42,12 @@ class BiGAN(GANModel):
         g_hidden: list[int] = field(default_factory=lambda: [1024, 1024])
         e_hidden: list[int] = field(default_factory=lambda: [1024, 1024])
         d_x_hidden: list[int] = field(default_factory=lambda: [1024])
-        d_z_hidden: list[int] = field(default_factory=lambda: [1024])
+        d_z_hidden: list[int] = field(default_factory=list)  # []: z projected straight into D's second layer (official)
         d_joint_hidden: list[int] = field(default_factory=lambda: [1024])
         ngf: int = 64  # arch=dcgan
         ndf: int = 64  # arch=dcgan (E and the x-branch of D)
         norm_G: str = "batch"
+        g_style: str = "official"  # official: norm_G + ReLU after every hidden layer | lrelu: LeakyReLU 0.2, first layer unnormalised
         norm_E: str = "batch"
         norm_D: str = "none"
         d_dropout: float = 0.0  # ALI: 0.2
@@ -61,10 +64,13 @@ class BiGAN(GANModel):
         if cfg.loss not in ("bce", "lsgan"):
             raise GantrainError(f"model=bigan supports model.loss=bce or lsgan, not {cfg.loss!r} (E needs an inverted-label loss)")
         shape = (info.channels, info.image_size, info.image_size)
+        if cfg.g_style not in ("official", "lrelu"):
+            raise GantrainError(f"unknown model.g_style {cfg.g_style!r}; choose official (BN + ReLU on every layer) or lrelu")
         if cfg.arch == "dcgan":
             self.nets["G"] = DCGANGenerator(cfg.z_dim, info.channels, info.image_size, cfg.ngf, cfg.norm_G)
         else:
-            self.nets["G"] = MLPGenerator(cfg.z_dim, shape, cfg.g_hidden, cfg.norm_G)
+            official = cfg.g_style == "official"
+            self.nets["G"] = MLPGenerator(cfg.z_dim, shape, cfg.g_hidden, cfg.norm_G, relu=official, norm_first=official)
         self.nets["E"] = build_encoder(cfg.arch, info.channels, info.image_size, cfg.z_dim, ndf=cfg.ndf, hidden=cfg.e_hidden,
                                        norm=cfg.norm_E, stochastic=cfg.encoder == "stochastic")
         self.nets["D"] = JointDiscriminator(cfg.arch, shape, cfg.z_dim, ndf=cfg.ndf, x_hidden=cfg.d_x_hidden, z_hidden=cfg.d_z_hidden,

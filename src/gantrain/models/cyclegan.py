@@ -39,6 +39,7 @@ class CycleGAN(TranslationModel):
         ngf: int = 64
         ndf: int = 64
         norm: str = "instance"  # instance | batch | layer | none
+        bias_without_norm: bool = False  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
         dropout: bool = False  # the reference's --no_dropout is on for CycleGAN
         init_type: str = "normal"
         init_gain: float = 0.02
@@ -55,7 +56,7 @@ class CycleGAN(TranslationModel):
         ca, cb = self.channels_A, self.channels_B
         if cfg.lambda_identity > 0 and ca != cb:
             raise GantrainError(f"the identity loss needs equal channel counts (A {ca}, B {cb}); set model.lambda_identity=0")
-        self.build_patch_nets(cfg)
+        self.build_patch_nets(cfg, cfg.bias_without_norm)
         self.pool_A = ImagePool(cfg.pool_size, seed=1)  # fake_B for D_A
         self.pool_B = ImagePool(cfg.pool_size, seed=2)  # fake_A for D_B
         self.batched = cfg.batch_forwards and cfg.norm != "batch"

@@ -17,8 +17,8 @@ class DCGAN(GAN):
         name: str = "dcgan"
         z_dim: int = 100
         z_dist: str = "uniform"
-        ngf: int = 64
-        ndf: int = 64
+        ngf: int = 128  # G's last hidden width; 4x4 width = ngf * image_size / 8 (paper Fig. 1: 1024 at 64 px)
+        ndf: int = 128  # D's first width (official faces code; the paper gives no D widths)
         norm_G: str = "batch"
         norm_D: str = "batch"  # use none or layer with wgan-gp (the penalty is per-sample)
         loss: str = "bce"

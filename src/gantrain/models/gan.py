@@ -1,5 +1,8 @@
 """`model=gan`: the original GAN (Goodfellow et al. 2014) with MLP networks.
 
+`arch: paper` is the paper's MNIST nets (goodfeli/adversarial mnist.yaml): G 1200-1200 ReLU, D maxout 240 x 5 twice
+with dropout; `arch: mlp` the popular reimplementation's LeakyReLU MLPs (128-256-512-1024 / 512-256).
+
 The training step here is the plain unconditional game shared by DCGAN: D on real and fake, then (every
 `d_steps` batches) G through the frozen D. Any loss of `gantrain.losses`; `wgan-gp` adds the gradient penalty,
 `wgan` clips D's weights.
@@ -13,11 +16,12 @@ import torch
 import torch.nn as nn
 
 from gantrain.data.base import DataInfo
+from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_, gradient_penalty
 from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.diffaug import DiffAugment
 from gantrain.nets.init import init_weights
-from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
+from gantrain.nets.mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator
 
 
 class GAN(GANModel):
@@ -26,8 +30,12 @@ class GAN(GANModel):
         name: str = "gan"
         z_dim: int = 100
         z_dist: str = "normal"  # normal | uniform
-        g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
-        d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+        arch: str = "paper"  # paper: ReLU G, maxout D with dropout (mnist.yaml) | mlp: LeakyReLU MLPs (a reimplementation's)
+        g_hidden: list[int] = field(default_factory=lambda: [1200, 1200])
+        d_hidden: list[int] = field(default_factory=lambda: [240, 240])
+        maxout_pieces: int = 5  # arch=paper: pieces per maxout unit
+        d_input_dropout: float = 0.2  # arch=paper: dropout on D's input (mnist.yaml keeps 0.8)
+        d_dropout: float = 0.5  # arch=paper: dropout after each maxout layer (mnist.yaml keeps 0.5)
         norm_G: str = "none"
         norm_D: str = "none"
         loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp
@@ -49,6 +57,13 @@ class GAN(GANModel):
 
     def build_nets(self, cfg, info: DataInfo) -> tuple[nn.Module, nn.Module]:
         shape = (info.channels, info.image_size, info.image_size)
+        if cfg.arch == "paper":
+            return (
+                MLPGenerator(cfg.z_dim, shape, cfg.g_hidden, cfg.norm_G, relu=True),
+                MaxoutDiscriminator(shape, cfg.d_hidden, cfg.maxout_pieces, cfg.d_input_dropout, cfg.d_dropout),
+            )
+        if cfg.arch != "mlp":
+            raise GantrainError(f"unknown model.arch {cfg.arch!r}; choose paper (ReLU G, maxout D) or mlp")
         return (
             MLPGenerator(cfg.z_dim, shape, cfg.g_hidden, cfg.norm_G),
             MLPDiscriminator(shape, cfg.d_hidden, cfg.norm_D),

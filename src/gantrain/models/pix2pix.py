@@ -69,6 +69,7 @@ class Pix2Pix(GANModel):
         ngf: int = 64
         ndf: int = 64
         norm: str = "batch"  # batch | instance | layer | none
+        bias_without_norm: bool = False  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
         dropout: bool = True  # Dropout(0.5) in the U-Net decoder: the paper's noise
         init_type: str = "normal"
         init_gain: float = 0.02
@@ -91,8 +92,9 @@ class Pix2Pix(GANModel):
         self.channels_A = int(info.extra.get("channels_A", info.channels))
         self.channels_B = int(info.extra.get("channels_B", info.channels))
         c_in, c_out = (self.channels_A, self.channels_B) if self.src == "A" else (self.channels_B, self.channels_A)
-        self.nets["G"] = build_generator(cfg.netG, c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["D"] = build_patch_discriminator(cfg.netD, c_in + c_out, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        self.nets["G"] = build_generator(cfg.netG, c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout, cfg.bias_without_norm)
+        self.nets["D"] = build_patch_discriminator(cfg.netD, c_in + c_out, cfg.ndf, cfg.n_layers_D, cfg.norm,
+                                                   cfg.bias_without_norm)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
         multiple = size_multiple(self.nets["G"])

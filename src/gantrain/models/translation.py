@@ -51,13 +51,14 @@ class TranslationModel(GANModel):
             n = min(GRID_IMAGES, len(images))
             self._fixed[side] = images.batch(torch.arange(n))["image"]
 
-    def build_patch_nets(self, cfg) -> None:
-        """G_A: A -> B and G_B: B -> A (`model.netG`), PatchGAN D_A on B and D_B on A (`model.netD`), initialised."""
+    def build_patch_nets(self, cfg, bias: bool = True) -> None:
+        """G_A: A -> B and G_B: B -> A (`model.netG`), PatchGAN D_A on B and D_B on A (`model.netD`), initialised;
+        `bias`: whether convs get a bias when `norm` is none."""
         ca, cb = self.channels_A, self.channels_B
-        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
-        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm)
-        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm)
+        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout, bias)
+        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout, bias)
+        self.nets["D_A"] = build_patch_discriminator(cfg.netD, cb, cfg.ndf, cfg.n_layers_D, cfg.norm, bias)
+        self.nets["D_B"] = build_patch_discriminator(cfg.netD, ca, cfg.ndf, cfg.n_layers_D, cfg.norm, bias)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
 

@@ -31,6 +31,7 @@ def norm1d(kind: str, features: int) -> nn.Module:
     raise GantrainError(f"unknown norm {kind!r} for an MLP; choose one of: batch, layer, none")
 
 
-def uses_bias(kind: str) -> bool:
-    """A conv followed by batch norm needs no bias; instance norm without affine keeps it (as the reference does)."""
-    return kind != "batch"
+def uses_bias(kind: str, bias_without_norm: bool = True) -> bool:
+    """A conv followed by batch norm needs no bias; instance norm without affine keeps it (as the reference does).
+    `bias_without_norm=False` also drops it for norm none, the reference's rule, so its checkpoints load strictly."""
+    return kind != "batch" and (bias_without_norm or kind != "none")

@@ -17,11 +17,12 @@ NET_D = ("basic", "n_layers", "pixel")
 
 
 class NLayerDiscriminator(nn.Module):
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 bias_without_norm: bool = True) -> None:
         super().__init__()
         if n_layers < 1:
             raise GantrainError(f"model.n_layers_D must be >= 1, got {n_layers}")
-        bias = uses_bias(norm)
+        bias = uses_bias(norm, bias_without_norm)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers):
@@ -46,9 +47,9 @@ class NLayerDiscriminator(nn.Module):
 
 
 class PixelDiscriminator(nn.Module):
-    def __init__(self, in_channels: int, ndf: int = 64, norm: str = "instance") -> None:
+    def __init__(self, in_channels: int, ndf: int = 64, norm: str = "instance", bias_without_norm: bool = True) -> None:
         super().__init__()
-        bias = uses_bias(norm)
+        bias = uses_bias(norm, bias_without_norm)
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, ndf, 1, 1, 0), nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf, ndf * 2, 1, 1, 0, bias=bias), norm2d(norm, ndf * 2), nn.LeakyReLU(0.2, True),
@@ -67,12 +68,13 @@ class PixelDiscriminator(nn.Module):
         return x, feats
 
 
-def build_patch_discriminator(kind: str, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> nn.Module:
+def build_patch_discriminator(kind: str, in_channels: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                              bias_without_norm: bool = True) -> nn.Module:
     """`netD` by the reference's names: basic (70x70, 3 layers), n_layers (`n_layers_D`), pixel (1x1)."""
     if kind == "basic":
-        return NLayerDiscriminator(in_channels, ndf, 3, norm)
+        return NLayerDiscriminator(in_channels, ndf, 3, norm, bias_without_norm)
     if kind == "n_layers":
-        return NLayerDiscriminator(in_channels, ndf, n_layers, norm)
+        return NLayerDiscriminator(in_channels, ndf, n_layers, norm, bias_without_norm)
     if kind == "pixel":
-        return PixelDiscriminator(in_channels, ndf, norm)
+        return PixelDiscriminator(in_channels, ndf, norm, bias_without_norm)
     raise GantrainError(f"unknown netD {kind!r}; choose one of: {', '.join(NET_D)}")

@@ -31,9 +31,10 @@ def _pad(kind: str, amount: int) -> tuple[list[nn.Module], int]:
 class ResnetBlock(nn.Module):
     """x + [pad, conv3x3, norm, ReLU, (dropout 0.5), pad, conv3x3, norm](x)."""
 
-    def __init__(self, dim: int, norm: str = "instance", dropout: bool = False, padding: str = "reflect") -> None:
+    def __init__(self, dim: int, norm: str = "instance", dropout: bool = False, padding: str = "reflect",
+                 bias_without_norm: bool = True) -> None:
         super().__init__()
-        bias = uses_bias(norm)
+        bias = uses_bias(norm, bias_without_norm)
         layers: list[nn.Module] = []
         pad, p = _pad(padding, 1)
         layers += pad + [nn.Conv2d(dim, dim, 3, padding=p, bias=bias), norm2d(norm, dim), nn.ReLU(True)]
@@ -63,11 +64,12 @@ class ResnetGenerator(nn.Module):
         n_blocks: int = 9,
         padding: str = "reflect",
         n_downsampling: int = 2,
+        bias_without_norm: bool = True,
     ) -> None:
         super().__init__()
         if n_blocks < 0:
             raise GantrainError(f"a ResNet generator needs n_blocks >= 0, got {n_blocks}")
-        bias = uses_bias(norm)
+        bias = uses_bias(norm, bias_without_norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, padding=0, bias=bias),
                                    norm2d(norm, ngf), nn.ReLU(True)]
         for i in range(n_downsampling):
@@ -75,7 +77,7 @@ class ResnetGenerator(nn.Module):
             layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
                        norm2d(norm, ngf * mult * 2), nn.ReLU(True)]
         mult = 2**n_downsampling
-        layers += [ResnetBlock(ngf * mult, norm, dropout, padding) for _ in range(n_blocks)]
+        layers += [ResnetBlock(ngf * mult, norm, dropout, padding, bias_without_norm) for _ in range(n_blocks)]
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
             layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),

@@ -27,10 +27,11 @@ class UnetSkipBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         dropout: bool = False,
+        bias_without_norm: bool = True,
     ) -> None:
         super().__init__()
         self.outermost = outermost
-        bias = uses_bias(norm)
+        bias = uses_bias(norm, bias_without_norm)
         in_channels = outer if in_channels is None else in_channels
         downconv = nn.Conv2d(in_channels, inner, 4, stride=2, padding=1, bias=bias)
         if outermost:
@@ -59,17 +60,17 @@ class UnetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_downs: int = 8, ngf: int = 64, norm: str = "batch",
-                 dropout: bool = False) -> None:
+                 dropout: bool = False, bias_without_norm: bool = True) -> None:
         super().__init__()
         if num_downs < 5:
             raise GantrainError(f"a U-Net generator needs num_downs >= 5 (32 px images), got {num_downs}")
-        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm, bias_without_norm=bias_without_norm)
         for _ in range(num_downs - 5):
-            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout)
-        block = UnetSkipBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UnetSkipBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UnetSkipBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipBlock(out_channels, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm)
+            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout, bias_without_norm=bias_without_norm)
+        for outer in (4, 2, 1):
+            block = UnetSkipBlock(ngf * outer, ngf * outer * 2, submodule=block, norm=norm, bias_without_norm=bias_without_norm)
+        self.model = UnetSkipBlock(out_channels, ngf, in_channels=in_channels, submodule=block, outermost=True, norm=norm,
+                                   bias_without_norm=bias_without_norm)
         self.size_multiple = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -48,15 +48,61 @@ def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
         span = max(decay, 1)
         # CycleGAN convention: full lr for the first epochs, then linearly to zero at the last step.
         return lambda step: 1.0 - max(0, step - start) / span
+    if kind == "epoch_linear":
+        # The CycleGAN/pix2pix reference rule (networks.get_scheduler, stepped once per epoch): epoch e (from 0)
+        # runs at 1 - max(0, e + 1 - n_const) / (n_decay + 1), so the last epoch has lr / (n_decay + 1), not 0.
+        epochs = max(total_steps // max(steps_per_epoch, 1), 1)
+        n_decay = cfg.decay_epochs if cfg.decay_epochs is not None else epochs
+        n_const = epochs - n_decay
+        return lambda step: 1.0 - max(0, step // steps_per_epoch + 1 - n_const) / (n_decay + 1)
     if kind == "cosine":
         return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
     if kind == "step":
         every = max(cfg.step_epochs * steps_per_epoch, 1)
         return lambda step: cfg.gamma ** (step // every)
     if kind == "exponential":
-        return lambda step: cfg.final_lr_ratio ** (min(step, total_steps) / max(total_steps, 1))
-    raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, cosine, step, exponential")
+        # constant, then exponential to final_lr_ratio over the last decay_epochs/decay_steps (null: the whole run)
+        if cfg.decay_steps is not None:
+            decay = cfg.decay_steps
+        elif cfg.decay_epochs is not None:
+            decay = cfg.decay_epochs * steps_per_epoch
+        else:
+            decay = total_steps
+        start = max(total_steps - decay, 0)
+        return lambda step: cfg.final_lr_ratio ** (min(max(step - start, 0), decay) / max(decay, 1))
+    raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, epoch_linear, cosine, step, exponential")
+
+
+def momentum_at(cfg: Any, epoch: int) -> float:
+    """`optim.momentum` until epoch `momentum_start`, then linearly to `momentum_final` at `momentum_saturate`
+    (pylearn2's MomentumAdjustor, as Goodfellow et al. 2014 train the MNIST GAN); constant when momentum_final is null."""
+    if cfg.momentum_final is None:
+        return cfg.momentum
+    span = max(cfg.momentum_saturate - cfg.momentum_start, 1)
+    alpha = min(max((epoch - cfg.momentum_start) / span, 0.0), 1.0)
+    return cfg.momentum * (1 - alpha) + cfg.momentum_final * alpha
+
+
+class Schedule(LambdaLR):
+    """The learning-rate multiplier of `lr_factor` per step, plus the momentum schedule of `momentum_at` for optimisers
+    with a momentum (SGD, RMSProp); both are functions of the step, so a resumed run lands on the same values."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int, steps_per_epoch: int) -> None:
+        self._cfg, self._steps_per_epoch = cfg, max(steps_per_epoch, 1)
+        super().__init__(optimizer, lr_factor(cfg, total_steps, steps_per_epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        """LambdaLR's state without the config (checkpoints hold plain types; the config comes with the run)."""
+        return {k: v for k, v in super().state_dict().items() if k not in ("_cfg", "_steps_per_epoch")}
+
+    def step(self, epoch: int | None = None) -> None:
+        super().step(epoch)
+        if self._cfg.momentum_final is not None:
+            momentum = momentum_at(self._cfg, self.last_epoch // self._steps_per_epoch)
+            for group in self.optimizer.param_groups:
+                if "momentum" in group:
+                    group["momentum"] = momentum
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_steps: int, steps_per_epoch: int) -> LambdaLR:
-    return LambdaLR(optimizer, lr_factor(cfg, total_steps, steps_per_epoch))
+    return Schedule(optimizer, cfg, total_steps, steps_per_epoch)
