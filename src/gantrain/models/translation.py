@@ -27,6 +27,7 @@ class TranslationModel(GANModel):
     """Base of the two-domain families; subclasses build `self.nets` (G_A: A -> B, G_B: B -> A, D_A, D_B)."""
 
     generator_names: tuple[str, ...] = ("G_A", "G_B")
+    directions: tuple[str, ...] = DIRECTIONS  # what `translate` accepts (CUT: AtoB only)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
