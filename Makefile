@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(TORCH_PINS) -e '.[dev,metrics]'
+	$(PIP) install -q $(TORCH_PINS) -e '.[dev,metrics,export]'
 	touch $@
 
 train: install
