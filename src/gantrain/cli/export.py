@@ -77,7 +77,7 @@ def export_spec(model, nets: nn.ModuleDict, direction: str | None) -> ExportSpec
             c_in, c_out = ((model.channels_A, model.channels_B) if direction == "AtoB" else (model.channels_B, model.channels_A))
             fn = lambda x: model.translate(x, direction, nets)  # noqa: E731
         side = max(mult, 4) * 4
-        return ExportSpec(fn, {"image": torch.rand(2, c_in, side, side) * 2 - 1}, ["image"],
+        return ExportSpec(fn, {"image": torch.rand(2, c_in, side, side) * 2 - 1}, ["output"],
                           {"image": {0: "batch", 2: "height", 3: "width"}}, c_out, mult)
     if direction is not None:
         raise GantrainError(f"--direction is for the two-domain translation families; model={name} has one generator")
