@@ -69,7 +69,8 @@ def export_spec(model, nets: nn.ModuleDict, direction: str | None) -> ExportSpec
             if direction != model.direction:
                 model.translate(torch.zeros(0), direction, nets)  # the family's one-line error
             G = nets["G"]
-            fn, c_in, c_out, mult = (lambda x: G(x)), G_channels(G)[0], G_channels(G)[1], model.size_multiple(direction)
+            (c_in, c_out), mult = G_channels(G), model.size_multiple(direction)
+            fn = G.__call__  # eval mode: no dropout, running statistics
         else:
             direction = direction or "AtoB"
             model.check_direction(direction)
