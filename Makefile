@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 # Pinned for this setup: these wheels lie on the build machine's disk, so install never downloads several GB.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # Extras `make install` puts in the venv (comma-separated, as pip spells them); `make test` runs their tests.
-EXTRAS := dev,metrics,optuna,slurm
+EXTRAS := dev,metrics,optuna,slurm,export
 
 .PHONY: install train test test-slow benchmark quality clean
 

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from gantrain.data.base import DataInfo
+from gantrain.models.cut import CUT
 from gantrain.models.cyclegan import CycleGAN
 from gantrain.models.discogan import DiscoGAN
 from gantrain.models.dualgan import DualGAN
@@ -28,13 +29,13 @@ from gantrain.models.unit import UNIT
 from gantrain.trainer.optim import build_optimizer
 from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
 
-FAMILIES = {"cyclegan": CycleGAN, "dualgan": DualGAN, "discogan": DiscoGAN, "unit": UNIT}
+FAMILIES = {"cyclegan": CycleGAN, "dualgan": DualGAN, "discogan": DiscoGAN, "unit": UNIT, "cut": CUT}
 
 
 def bench(name: str, size: int, batch: int, steps: int, device: torch.device, precision: str, reference: bool,
           channels_last: bool) -> dict:
     cls = FAMILIES[name]
-    overrides = {"batch_forwards": False} if (reference and name == "cyclegan") else {}
+    overrides = {"batch_forwards": False} if (reference and name in ("cyclegan", "cut")) else {}
     if name == "dualgan":
         overrides["netG"] = "unet_128" if size == 128 else f"unet_{size}"
     cfg = OmegaConf.structured(cls.Config(**overrides))

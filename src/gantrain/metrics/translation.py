@@ -12,6 +12,8 @@
 
 Inception FID/KID per direction are the `fid` and `kid` metrics (metrics/evaluator.py), which score
 translations on two-domain data.
+
+One-directional models (CUT, FastCUT: `model.directions == ("AtoB",)`) get only the `*_AtoB` keys (no cycle).
 """
 
 from __future__ import annotations
@@ -65,29 +67,29 @@ class TranslationMetrics:
         return kid_from_features(real, fake, e.kid_subsets, e.kid_subset_size, e.seed)[0]
 
     def evaluate(self, model, nets) -> dict[str, float]:
-        missing = set(DIRECTIONS) - set(getattr(model, "directions", DIRECTIONS))
-        if missing:
-            raise GantrainError(f"eval.metrics=[translation] scores cycles, which need both directions; model={model.cfg.name} "
-                                f"has no {', '.join(sorted(missing))}: use eval.metrics=[fid,kid]")
+        directions = tuple(getattr(model, "directions", DIRECTIONS))
+        if "AtoB" not in directions:
+            raise GantrainError(f"eval.metrics=[translation] scores A -> B translations; model={model.cfg.name} translates only "
+                                f"{', '.join(directions)}: use eval.metrics=[fid,kid] or eval.metrics=[paired]")
         split = self.data.split(self.cfg.eval.split)
         if not hasattr(split, "domain"):
             raise GantrainError(f"the translation metric needs two-domain data; data={self.info.name} is not")
         dom_a, dom_b = split.domain("A"), split.domain("B")
         real_a = dom_a.batch(torch.arange(len(dom_a)))["image"]
         real_b = dom_b.batch(torch.arange(len(dom_b)))["image"]
+        both = "BtoA" in directions
         fake_b = self._translate(model, nets, real_a, "AtoB")
-        fake_a = self._translate(model, nets, real_b, "BtoA")
-        rec_a = self._translate(model, nets, fake_b, "BtoA")
-        rec_b = self._translate(model, nets, fake_a, "AtoB")
-        out: dict[str, float] = {
-            "cycle_L1_A": float((rec_a - real_a).abs().mean()),
-            "cycle_L1_B": float((rec_b - real_b).abs().mean()),
-            "n_test_A": len(real_a),
-            "n_test_B": len(real_b),
-        }
+        out: dict[str, float] = {"n_test_A": len(real_a), "n_test_B": len(real_b)}
+        if both:
+            fake_a = self._translate(model, nets, real_b, "BtoA")
+            rec_a = self._translate(model, nets, fake_b, "BtoA")
+            rec_b = self._translate(model, nets, fake_a, "AtoB")
+            out["cycle_L1_A"] = float((rec_a - real_a).abs().mean())
+            out["cycle_L1_B"] = float((rec_b - real_b).abs().mean())
         if self.info.extra.get("paired_test") and real_a.shape == real_b.shape:
             out["paired_L1_AtoB"] = float((fake_b - real_b).abs().mean())
-            out["paired_L1_BtoA"] = float((fake_a - real_a).abs().mean())
+            if both:
+                out["paired_L1_BtoA"] = float((fake_a - real_a).abs().mean())
         if hasattr(self.data, "labelled_domain") and dom_a.labels is not None and dom_b.labels is not None:
             net_a, proto_a = self._classifier("A")
             inverse = getattr(self.data, "inverse_b", None)
@@ -100,11 +102,12 @@ class TranslationMetrics:
                 target_net = net_ab
             _, logits = classify(net_ab, judged, self.device)
             out["class_acc_AtoB"] = float((logits.argmax(1) == dom_a.labels.cpu()).double().mean())
-            feats_a_fake, logits_a = classify(net_a, fake_a, self.device)
-            out["class_acc_BtoA"] = float((logits_a.argmax(1) == dom_b.labels.cpu()).double().mean())
-            feats_a_real, _ = classify(net_a, real_a, self.device)
-            out["cls_fd_BtoA"] = frechet_distance_features(feats_a_fake, feats_a_real)
-            out["cls_kid_BtoA"] = self._kid(feats_a_fake, feats_a_real)
+            if both:
+                feats_a_fake, logits_a = classify(net_a, fake_a, self.device)
+                out["class_acc_BtoA"] = float((logits_a.argmax(1) == dom_b.labels.cpu()).double().mean())
+                feats_a_real, _ = classify(net_a, real_a, self.device)
+                out["cls_fd_BtoA"] = frechet_distance_features(feats_a_fake, feats_a_real)
+                out["cls_kid_BtoA"] = self._kid(feats_a_fake, feats_a_real)
             net_b = target_net if target_net is not None else self._classifier("B")[0]
             feats_b_fake, _ = classify(net_b, fake_b, self.device)
             feats_b_real, _ = classify(net_b, real_b, self.device)

@@ -88,3 +88,20 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """Outputs of `self.model[i]` for each i in `layers` (ascending), stopping after the last one.
+
+        CUT's PatchNCE taps the encoder this way (layer 0 = the reflection-padded input); no layer past the
+        last tap runs, so the decoder costs nothing here.
+        """
+        if not layers or sorted(set(layers)) != list(layers) or layers[0] < 0 or layers[-1] >= len(self.model):
+            raise GantrainError(f"encoder layers must be ascending indices in 0..{len(self.model) - 1}, got {list(layers)}")
+        feats = []
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in layers:
+                feats.append(x)
+                if i == layers[-1]:
+                    break
+        return feats
