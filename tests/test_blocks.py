@@ -108,7 +108,7 @@ def test_ema_standing_batch_norm_statistics_come_from_the_averaged_weights():
     assert ema.stale and torch.equal(ema.nets["G"][1].running_mean, torch.zeros(4))  # BN buffers not copied
     inputs = [torch.randn(16, 3, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     before = torch.get_rng_state()
-    ema.refresh_batch_norm(lambda i: ema.nets["G"](inputs[i]), torch.device("cpu"))
+    ema.refresh_batch_norm(lambda i: ema.nets["G"](inputs[i]))
     assert torch.equal(torch.get_rng_state(), before)  # training's RNG untouched
     with torch.no_grad():
         outputs = [ema.nets["G"][0](x) for x in inputs]

@@ -205,7 +205,19 @@ def test_losses_match_hand_computation(digits, gan_mode):
     assert set(out) == {"G_GAN", "G_L1", "D_real", "D_fake"}
     for key, want in (("D_real", d_real), ("D_fake", d_fake), ("G_GAN", g_gan), ("G_L1", (fake - b).abs().mean())):
         assert out[key].item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6), key
-    assert not any(p.grad is not None and not p.requires_grad for p in m.nets["D"].parameters())
+    # D's gradients are those of its own loss alone (G's backward through the frozen D added nothing) and D is
+    # trainable again for the next step
+    D1 = copy.deepcopy(D0)
+    real_logits, fake_logits = D1(torch.cat([a, b], 1)), D1(torch.cat([a, fake], 1))
+    if gan_mode == "vanilla":
+        loss_D = 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                        + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+    else:
+        loss_D = 0.5 * ((real_logits - 1).pow(2).mean() + fake_logits.pow(2).mean())
+    loss_D.backward()
+    for (name, p), q in zip(m.nets["D"].named_parameters(), D1.parameters()):
+        assert p.requires_grad, name
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-7), name
 
 
 def test_translate_direction_and_paper_inference(digits):

@@ -100,15 +100,6 @@ def test_offline_error_is_one_line_with_url_and_layout(tmp_path):
     assert "trainA" in msg
 
 
-def test_partial_download_is_continued(http_dir, tmp_path):
-    www, url = http_dir
-    make_zip(www / "toy.zip")
-    whole = (www / "toy.zip").read_bytes()
-    (tmp_path / "toy.zip.part").write_bytes(whole[:100])  # an interrupted earlier run
-    out = download_and_extract(f"{url}/toy.zip", tmp_path, expect=("trainA",), progress=False)
-    assert (out / "trainA" / "0.png").is_file()
-
-
 # ------------------------------------------------------------------ digits domains
 def _cfg(cls, **kw):
     return OmegaConf.structured(cls.Config(**kw))

@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import tarfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,6 +29,7 @@ import torch
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
+from gantrain.data.download import extract_archive, fetch_to_part
 from gantrain.data.images import IMAGE_SUFFIXES, decode_all, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
@@ -42,24 +41,18 @@ CACHE_VERSION = 1
 
 
 def fetch_archive(url: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Download `url` into `dest` and unpack it there if it is a tar or zip archive; returns the file."""
+    """Download `url` into `dest` and unpack it there if it is a tar or zip archive; returns the file.
+
+    Shares data/download.py's fetch and extraction: an interrupted download continues from its `.part` file
+    (HTTP Range), and archive members with `..` paths or links are refused with one line."""
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / Path(url.split("?")[0]).name
     if not target.is_file():
-        tmp = target.with_suffix(target.suffix + ".part")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
-                shutil.copyfileobj(resp, out)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise GantrainError(f"cannot download {url} ({exc}); download it by hand into {dest}") from None
-        tmp.replace(target)
-    if tarfile.is_tarfile(target):
-        with tarfile.open(target) as tar:
-            tar.extractall(dest, filter="data")
-    elif zipfile.is_zipfile(target):
-        with zipfile.ZipFile(target) as z:
-            z.extractall(dest)
+        part = target.with_name(target.name + ".part")
+        fetch_to_part(url, part, timeout, False, f"download it by hand into {dest}")
+        part.replace(target)
+    if tarfile.is_tarfile(target) or zipfile.is_zipfile(target):
+        extract_archive(target, dest)
     return target
 
 

@@ -8,6 +8,7 @@ destination, checked for the expected layout, and only then renamed into place (
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -48,7 +49,7 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fetch(url: str, part: Path, timeout: float, progress: bool, manual: str) -> None:
+def fetch_to_part(url: str, part: Path, timeout: float, progress: bool, manual: str) -> None:
     """Stream `url` into `part`, continuing a previous partial download when the server honours Range."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "gantrain"})
@@ -79,7 +80,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool, manual: str) ->
                         break
                     f.write(chunk)
                     bar.update(len(chunk))
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # a dropped connection: IncompleteRead
             raise GantrainError(f"download of {url} was interrupted ({exc}); run again to continue, or {manual}") from None
         finally:
             bar.close()
@@ -158,7 +159,7 @@ def download_and_extract(
     if not archive.exists():
         part = dest_dir / (archive_name + ".part")
         log.info("downloading %s to %s", url, archive)
-        _fetch(url, part, timeout, progress, manual)
+        fetch_to_part(url, part, timeout, progress, manual)
         os.replace(part, archive)
     if sha256 is not None:
         digest = sha256_of(archive)

@@ -29,6 +29,7 @@ from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
+from gantrain.trainer.rng import isolated_rng
 
 GAN_MODES = {"vanilla": "bce", "lsgan": "lsgan"}  # the reference's --gan_mode names -> gantrain.losses
 GRID_IMAGES = 8
@@ -36,14 +37,12 @@ TEST_SEED = 0
 
 
 @contextmanager
-def paper_inference(net: nn.Module, seed: int, device: torch.device) -> Iterator[None]:
+def paper_inference(net: nn.Module, seed: int) -> Iterator[None]:
     """Run `net` as in training (dropout on, batch statistics) without changing its state or the global RNG."""
     was_training = net.training
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in bns]
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with isolated_rng(seed):  # every CPU and CUDA stream forked: no device is reseeded for training
         net.train()
         for m in bns:
             m.momentum = 0.0  # running = (1 - 0) x running + 0 x batch: unchanged
@@ -145,7 +144,7 @@ class Pix2Pix(GANModel):
                 f"direction {self.direction}, or train another run with data.direction={direction}"
             )
         G = (nets or self.nets)["G"]
-        mode = paper_inference(G, TEST_SEED, self.rt.device) if self.cfg.test_mode == "train" else nullcontext()
+        mode = paper_inference(G, TEST_SEED) if self.cfg.test_mode == "train" else nullcontext()
         with mode, self.rt.autocast():
             return G(x.to(self.rt.device)).float()
 

@@ -22,6 +22,7 @@ import torch
 from gantrain.data.captions import CaptionedImages, decode_tokens
 from gantrain.errors import GantrainError
 from gantrain.nets.text_encoder import ImageEncoder, WordEncoder, matching_contrastive_loss
+from gantrain.trainer.rng import isolated_rng
 
 log = logging.getLogger(__name__)
 
@@ -30,43 +31,48 @@ ENCODERS = ("learned", "sentence_transformer", "precomputed")
 
 def pretrain_word_encoder(encoder: WordEncoder, train: CaptionedImages, test: CaptionedImages, channels: int,
                           steps: int, batch_size: int, lr: float, seed: int, device: torch.device) -> dict[str, float]:
-    """Train `encoder` jointly with a throw-away image encoder; returns held-out retrieval accuracy."""
-    torch_state = torch.get_rng_state()
+    """Train `encoder` jointly with a throw-away image encoder; returns held-out retrieval accuracy.
+
+    Runs in `isolated_rng(seed)`, so the caller's CPU and CUDA streams are untouched (never reseeded)."""
     try:
-        torch.manual_seed(seed)
-        images = ImageEncoder(channels, encoder.dim).to(device)
-        params = list(encoder.parameters()) + list(images.parameters())
-        opt = torch.optim.Adam(params, lr=lr)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-        gen = torch.Generator().manual_seed(seed)
-        encoder.train(), images.train()
-        start = time.perf_counter()
-        bs = min(batch_size, len(train))
-        for _ in range(steps):
-            idx = torch.randperm(len(train), generator=gen)[:bs]
-            batch = train.batch(idx, gen)
-            loss = matching_contrastive_loss(encoder(batch["tokens"].to(device)), images(batch["image"].to(device)),
-                                             train.content[idx.to(train.content.device)].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        encoder.eval(), images.eval()
-        with torch.no_grad():  # caption -> image retrieval among a held-out batch (content matches count)
-            idx = torch.arange(min(len(test), 256))
-            batch = test.batch(idx, torch.Generator().manual_seed(seed))
-            t, i = encoder(batch["tokens"].to(device)), images(batch["image"].to(device))
-            best = (t @ i.T).argmax(1).cpu()
-            content = test.content[idx.to(test.content.device)].cpu()
-            r1 = float((content[best] == content).float().mean())
-        stats = {"loss": float(loss.detach()), "test_r1": r1, "steps": steps, "seconds": time.perf_counter() - start}
-        log.info("text encoder pretrained: %d steps in %.0f s, final loss %.3f, held-out caption->image R@1 %.3f (batch %d)",
-                 steps, stats["seconds"], stats["loss"], r1, len(idx))
-        return stats
+        with isolated_rng(seed):
+            return _pretrain(encoder, train, test, channels, steps, batch_size, lr, seed, device)
     finally:
-        torch.set_rng_state(torch_state)
         for p in encoder.parameters():
             p.requires_grad_(False)
+
+
+def _pretrain(encoder: WordEncoder, train: CaptionedImages, test: CaptionedImages, channels: int,
+              steps: int, batch_size: int, lr: float, seed: int, device: torch.device) -> dict[str, float]:
+    images = ImageEncoder(channels, encoder.dim).to(device)
+    params = list(encoder.parameters()) + list(images.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    encoder.train(), images.train()
+    start = time.perf_counter()
+    bs = min(batch_size, len(train))
+    for _ in range(steps):
+        idx = torch.randperm(len(train), generator=gen)[:bs]
+        batch = train.batch(idx, gen)
+        loss = matching_contrastive_loss(encoder(batch["tokens"].to(device)), images(batch["image"].to(device)),
+                                         train.content[idx.to(train.content.device)].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    encoder.eval(), images.eval()
+    with torch.no_grad():  # caption -> image retrieval among a held-out batch (content matches count)
+        idx = torch.arange(min(len(test), 256))
+        batch = test.batch(idx, torch.Generator().manual_seed(seed))
+        t, i = encoder(batch["tokens"].to(device)), images(batch["image"].to(device))
+        best = (t @ i.T).argmax(1).cpu()
+        content = test.content[idx.to(test.content.device)].cpu()
+        r1 = float((content[best] == content).float().mean())
+    stats = {"loss": float(loss.detach()), "test_r1": r1, "steps": steps, "seconds": time.perf_counter() - start}
+    log.info("text encoder pretrained: %d steps in %.0f s, final loss %.3f, held-out caption->image R@1 %.3f (batch %d)",
+             steps, stats["seconds"], stats["loss"], r1, len(idx))
+    return stats
 
 
 def load_sentence_transformer(name_or_path: str | None, device: torch.device):

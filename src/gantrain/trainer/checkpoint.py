@@ -28,7 +28,10 @@ def snapshot_name(step: int) -> str:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush and fsync, then rename over `path`."""
+    """Write to a temporary file in the same folder, flush and fsync, then rename over `path`.
+
+    A write that fails half way (disk full, quota, I/O error) removes the temporary file and leaves every
+    existing file, `last.pt` included, as it was; the error says so in one line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -37,6 +40,12 @@ def save_atomic(obj: Any, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise GantrainError(
+            f"writing {path} failed ({exc.strerror or exc}); the files already in {path.parent} are intact: "
+            f"free disk space (or fix permissions) and resume from them"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

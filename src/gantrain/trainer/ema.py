@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from gantrain.trainer.rng import isolated_rng
+
 
 class EMA:
     def __init__(
@@ -46,10 +48,10 @@ class EMA:
         self.stale = bool(self.batch_norms)
 
     @torch.no_grad()
-    def refresh_batch_norm(self, run_generators: Callable[[int], None], device: torch.device) -> None:
+    def refresh_batch_norm(self, run_generators: Callable[[int], None]) -> None:
         """Standing statistics: reset the EMA nets' BN statistics and average them over `bn_batches` calls of
         `run_generators(i)` (which must run the EMA nets on fresh inputs). Only BN layers switch to train mode,
-        and the global RNG is restored afterwards, so training (and exact resume) is unaffected."""
+        and every RNG (CPU and CUDA) is forked, so training (and exact resume) is unaffected."""
         if not self.stale:
             return
         momenta = [m.momentum for m in self.batch_norms]
@@ -59,8 +61,7 @@ class EMA:
             m.momentum = None  # cumulative average over the batches
             m.train()
         try:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(0)
+            with isolated_rng(0):
                 for i in range(self.bn_batches):
                     run_generators(i)
         finally:

@@ -27,7 +27,7 @@ from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.distributed import DistEnv
 from gantrain.trainer.ema import EMA
 from gantrain.trainer.optim import build_optimizer, build_scheduler
-from gantrain.trainer.rng import rng_state, seed_everything, set_rng_state
+from gantrain.trainer.rng import isolated_rng, rng_state, seed_everything, set_rng_state
 from gantrain.trainer.run_logger import RunLogger
 from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
 
@@ -81,7 +81,8 @@ class Trainer:
         self.info = self.data.info
         self.model = build_model(cfg, self.info)
         self.model.attach(self.rt)
-        self.model.prepare(self.data, self.run_dir)
+        with isolated_rng():  # pretraining a frozen text encoder etc. must not move the training streams
+            self.model.prepare(self.data, self.run_dir)
         if tcfg.sync_batchnorm:
             self.dist.convert_sync_batchnorm(self.model.nets, device)
         self.stream = make_batch_stream(
@@ -117,7 +118,8 @@ class Trainer:
         self.fixed = self.model.fixed_inputs(tcfg.num_sample_images, gen)
         from gantrain.metrics.evaluator import Evaluator
 
-        self.evaluator = Evaluator(cfg, self.data, self.info, device) if cfg.eval.metrics else None
+        with isolated_rng():  # building metric nets (or training them on first use) leaves training untouched
+            self.evaluator = Evaluator(cfg, self.data, self.info, device) if cfg.eval.metrics else None
         self.logger = RunLogger(
             self.run_dir, cfg.logger.tensorboard, cfg.logger.jsonl, enabled=self.dist.is_main, hparams=cfg.logger.hparams
         )
@@ -237,14 +239,15 @@ class Trainer:
         def run_generators(i: int) -> None:
             self.model.sample_grids(self.model.fixed_inputs(batch, torch.Generator().manual_seed(i)), self.ema.nets)
 
-        self.ema.refresh_batch_norm(run_generators, self.rt.device)
+        self.ema.refresh_batch_norm(run_generators)
 
     def log_samples(self) -> None:
         if not self.dist.is_main:
             return
         self.model.nets.eval()
         try:
-            grids = self.model.sample_grids(self.fixed, self._sample_nets())
+            with isolated_rng(self.cfg.seed):
+                grids = self.model.sample_grids(self.fixed, self._sample_nets())
         finally:
             self.model.nets.train()
         self.logger.images(self.step, grids, self.model.grid_rows())
@@ -256,7 +259,8 @@ class Trainer:
         if self.dist.is_main:  # every rank holds the same weights and buffers: compute once, share the result
             self.model.nets.eval()
             try:
-                metrics = self.evaluator(self.model, self._sample_nets(), self.step)
+                with isolated_rng(self.cfg.eval.seed):
+                    metrics = self.evaluator(self.model, self._sample_nets(), self.step)
             finally:
                 self.model.nets.train()
         metrics = self.dist.broadcast_object(metrics)
