@@ -188,7 +188,6 @@ ALLOWED: dict[str, Allowed] = {
     "eval.num_real": AT_LEAST_1,
     "eval.batch_size": AT_LEAST_1,
     "eval.mode": Allowed(choices=("min", "max")),
-    "eval.backbone": Allowed(choices=("inception", "classifier")),
     "eval.resize": Allowed(choices=("tf_bilinear", "bilinear_antialias", "bicubic_antialias")),
     "eval.kid_subsets": AT_LEAST_1,
     "eval.kid_subset_size": AT_LEAST_1,
