@@ -200,12 +200,11 @@ def test_resume_keeps_this_runs_fused_adam():
 
 def test_acceptance_script_quick_on_cpu(tmp_path):
     out = tmp_path / "acceptance.json"
-    code = acceptance.main(["--device", "cpu", "--quick", "--families", "gan,pix2pix", "--precisions", "32,16",
+    code = acceptance.main(["--device", "cpu", "--quick", "--families", "gan,pix2pix", "--precisions", "32",
                             "--no-benchmark", "--out", str(out), "--workdir", str(tmp_path / "runs")])
     result = json.loads(out.read_text())
     assert code == 0, [c.get("error") for c in result["cells"]]
-    assert [(c["family"], c["precision"], c["status"]) for c in result["cells"]] == [
-        ("gan", "32", "ok"), ("gan", "16", "ok"), ("pix2pix", "32", "ok"), ("pix2pix", "16", "ok")]
+    assert [(c["family"], c["precision"], c["status"]) for c in result["cells"]] == [("gan", "32", "ok"), ("pix2pix", "32", "ok")]
     gan = result["cells"][0]
     assert gan["eval"] and gan["clis"] == ["sample", "eval"] and gan["resume_exact"] and gan["syncs_per_step"] == 0
-    assert result["cells"][2]["clis"] == ["translate"]
+    assert result["cells"][1]["clis"] == ["translate"]
