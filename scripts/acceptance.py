@@ -35,6 +35,7 @@ from PIL import Image
 from gantrain.config.paths import config_dir
 from gantrain.config.schema import validate_config
 from gantrain.trainer import checkpoint as ckpt_io
+from gantrain.trainer.runtime import resolve_precision
 from gantrain.trainer.trainer import Trainer
 
 # One line per family: its embedded-data config and the overrides that make it tiny for --quick and the tests
@@ -117,15 +118,13 @@ class SyncCounter:
                     return None
                 return original(message, *args, **kwargs)
 
-            warnings.showwarning = show
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings():  # restores the filters and showwarning on the way out
                     warnings.simplefilter("always")
                     warnings.showwarning = show
                     yield self
             finally:
                 torch.cuda.set_sync_debug_mode(0)
-                warnings.showwarning = original
             return
         saved = {name: getattr(torch.Tensor, name) for name in self.METHODS}
 
@@ -308,20 +307,18 @@ def benchmark_cyclegan(args: argparse.Namespace, root: Path) -> list[dict[str, A
         for name, kw in settings:
             if batch > 1 and name == "reference-mode fp32":
                 continue
-            prec = kw["precision"] if kw["precision"] != "auto" else None
-            from gantrain.trainer.runtime import resolve_precision
-            precision = prec or resolve_precision("auto", device)
+            precision = resolve_precision(kw["precision"], device)
             torch.backends.cudnn.benchmark = device.type == "cuda" and name != "reference-mode fp32"
             r = bench("cyclegan", size, batch, steps, device, precision, kw["reference"], kw["channels_last"])
             r.update(setting=name, batch=batch, images_per_s=batch / r["s_per_iter"],
                      achieved_tflops=r["achieved_gflops"] / 1000, bf16_matmul_tflops=peak["gflops"] / 1000)
             rows.append(r)
     if args.reference_dir:
-        rows.append(reference_train_py(Path(args.reference_dir), root, size, quick=args.quick))
+        rows.append(reference_train_py(Path(args.reference_dir), root, size, args.quick, device))
     return rows
 
 
-def reference_train_py(ref: Path, root: Path, size: int, quick: bool) -> dict[str, Any]:
+def reference_train_py(ref: Path, root: Path, size: int, quick: bool, device: torch.device) -> dict[str, Any]:
     """The reference implementation's own train.py on a random unpaired folder: (t30 - t10) / 20 s/iteration."""
     data = root / "refdata"
     for split in ("trainA", "trainB", "testA", "testB"):
@@ -329,6 +326,10 @@ def reference_train_py(ref: Path, root: Path, size: int, quick: bool) -> dict[st
     stub = root / "refstub"
     stub.mkdir(exist_ok=True)
     (stub / "wandb.py").write_text('run = None\ndef init(*a, **k):\n    raise RuntimeError("wandb is not used here")\n')
+    # dominate builds the HTML pages that --no_html turns off; a stub spares installing it beside torch
+    (stub / "dominate").mkdir(exist_ok=True)
+    (stub / "dominate" / "__init__.py").write_text("def document(*a, **k):\n    raise RuntimeError('no HTML here')\n")
+    (stub / "dominate" / "tags.py").write_text("meta = h3 = table = tr = td = p = a = img = br = None\n")
     load = size + size // 8 + (size // 8) % 2
     times = {}
     counts = (2, 4) if quick else (10, 30)
@@ -338,18 +339,16 @@ def reference_train_py(ref: Path, root: Path, size: int, quick: bool) -> dict[st
                "--max_dataset_size", str(n), "--display_freq", "100000", "--print_freq", "100000", "--no_html",
                "--num_threads", "1", "--checkpoints_dir", str(root / "refck"), "--save_latest_freq", "100000",
                "--save_epoch_freq", "1000"]
-        if args_device_is_cpu(ref):
+        if device.type != "cuda":
             cmd += ["--gpu_ids", "-1"]
         env = {**os.environ, "PYTHONPATH": str(stub)}
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=ref, env=env, check=True, capture_output=True, timeout=600)
+        proc = subprocess.run(cmd, cwd=ref, env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode:
+            raise RuntimeError(f"reference train.py failed: {proc.stderr.strip().splitlines()[-1:]}")
         times[n] = time.perf_counter() - start
     per_iter = (times[counts[1]] - times[counts[0]]) / (counts[1] - counts[0])
     return {"setting": "reference train.py fp32", "batch": 1, "s_per_iter": per_iter, "images_per_s": 1 / per_iter}
-
-
-def args_device_is_cpu(_: Path) -> bool:
-    return not torch.cuda.is_available()
 
 
 def table(cells: list[dict[str, Any]]) -> str:
