@@ -180,14 +180,19 @@ def run(cfg: DictConfig) -> dict[str, float]:
     from gantrain.trainer.trainer import Trainer
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    cfg, ckpt = effective_config(cfg)
-    output_subdir = HydraConfig.get().output_subdir
-    if output_subdir is not None and DistEnv.from_env().is_main:
-        OmegaConf.save(cfg, run_dir / output_subdir / "config.yaml")
-    trainer = Trainer(cfg, run_dir)
-    trainer.setup(ckpt)
-    metrics = trainer.fit()
-    trainer.dist.close()
+    env = DistEnv.from_env()
+    try:
+        cfg, ckpt = effective_config(cfg)
+        output_subdir = HydraConfig.get().output_subdir
+        if output_subdir is not None and env.is_main:
+            OmegaConf.save(cfg, run_dir / output_subdir / "config.yaml")
+        trainer = Trainer(cfg, run_dir, env)
+        trainer.setup(ckpt)
+        metrics = trainer.fit()
+    except BaseException:  # errors, interrupts, sys.exit: leave the process group without waiting for the others
+        env.close(failed=True)
+        raise
+    env.close()
     return metrics
 
 

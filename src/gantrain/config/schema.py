@@ -42,6 +42,8 @@ class TrainerConfig:
     stop_on_nonfinite: bool = True
     progress_bar: bool = True
     sync_batchnorm: bool = False
+    cudnn_benchmark: bool = True  # cuDNN autotuning of convolution kernels on CUDA (off under deterministic; ignored elsewhere)
+    matmul_precision: str = "high"  # torch.set_float32_matmul_precision: highest | high (TF32 on Ampere+) | medium
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 

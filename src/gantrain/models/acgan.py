@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
-from gantrain.losses import clip_weights_, gradient_penalty
+from gantrain.losses import clip_weights_
 from gantrain.models.base import requires_grad
 from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import AuxClassifierDiscriminator, ConditionalGenerator
@@ -54,10 +54,10 @@ class ACGAN(ConditionalGANModel):
             ce_fake = F.cross_entropy(cls_fake.float(), y_fake)
             d_class = ce_real + ce_fake if self.cfg.fake_class_loss else ce_real
             loss_D = d_real + d_fake + w * d_class
-            if self.cfg.loss == "wgan-gp":
-                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(self.augment(x))[0], real, fake)
+            if self.loss.kind == "wgan-gp":
+                loss_D = loss_D + self.cfg.gp_weight * self.gradient_penalty(lambda x: D(self.augment(x))[0], real, fake)
         self.update("D", loss_D)
-        if self.cfg.loss == "wgan":
+        if self.loss.kind == "wgan":
             clip_weights_(D, value=self.cfg.clip_value)
         out = {
             "D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach(),

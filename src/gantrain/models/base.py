@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from gantrain.data.base import DataInfo, DataSource
-from gantrain.losses import make_loss
+from gantrain.losses import gradient_penalty, make_loss
 from gantrain.trainer.runtime import Runtime
 
 OptimizerFactory = Callable[[str, Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -67,6 +67,12 @@ class GANModel(ABC):
     def update(self, name: str, loss: torch.Tensor) -> None:
         """Backward `loss` and step optimiser `name` (grad scaling handled by the runtime)."""
         self.rt.update(name, loss, self.optimizers[name])
+
+    def gradient_penalty(self, critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """The WGAN-GP term, at a precision where its unscaled input gradients cannot underflow (see
+        `Runtime.penalty_precision`)."""
+        with self.rt.penalty_precision():
+            return gradient_penalty(critic, real.float(), fake.float())
 
     # ----- training -----
     @abstractmethod

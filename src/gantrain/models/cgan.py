@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from gantrain.data.base import DataInfo
-from gantrain.losses import clip_weights_, gradient_penalty
+from gantrain.losses import clip_weights_
 from gantrain.models.base import requires_grad
 from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
@@ -49,11 +49,11 @@ class CGAN(ConditionalGANModel):
             logit_fake, classes_fake = D.forward_with_classes(self.augment(fake.detach()), y_fake)
             d_real, d_fake = self.loss.d_pair(logit_real, logit_fake)
             loss_D = d_real + d_fake
-            if self.cfg.loss == "wgan-gp":
+            if self.loss.kind == "wgan-gp":
                 # the penalty keeps D(., y) 1-Lipschitz for every y, so the fakes' labels serve on the interpolates
-                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(lambda x: D(self.augment(x), y_fake), real, fake)
+                loss_D = loss_D + self.cfg.gp_weight * self.gradient_penalty(lambda x: D(self.augment(x), y_fake), real, fake)
         self.update("D", loss_D)
-        if self.cfg.loss == "wgan":
+        if self.loss.kind == "wgan":
             clip_weights_(D, value=self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if classes_real is not None:

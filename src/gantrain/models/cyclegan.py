@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.losses import gradient_penalty
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import size_multiple
@@ -75,7 +74,7 @@ class CycleGAN(TranslationModel):
         real_logits, fake_logits = self._batched(D, real, fake)
         loss = 0.5 * (self.loss.discriminator(real_logits, True) + self.loss.discriminator(fake_logits, False))
         if self.loss.kind == "wgan-gp":
-            loss = loss + self.cfg.gp_weight * gradient_penalty(D, real, fake)
+            loss = loss + self.cfg.gp_weight * self.gradient_penalty(D, real, fake)
         return loss
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.losses import clip_weights_, gradient_penalty
+from gantrain.losses import clip_weights_
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import size_multiple
@@ -66,8 +66,8 @@ class DualGAN(TranslationModel):
             loss_D_A = sum(self.loss.d_pair(n["D_A"](real_B), n["D_A"](fake_B.detach())))
             loss_D_B = sum(self.loss.d_pair(n["D_B"](real_A), n["D_B"](fake_A.detach())))
             if self.loss.kind == "wgan-gp":
-                loss_D_A = loss_D_A + cfg.gp_weight * gradient_penalty(n["D_A"], real_B, fake_B)
-                loss_D_B = loss_D_B + cfg.gp_weight * gradient_penalty(n["D_B"], real_A, fake_A)
+                loss_D_A = loss_D_A + cfg.gp_weight * self.gradient_penalty(n["D_A"], real_B, fake_B)
+                loss_D_B = loss_D_B + cfg.gp_weight * self.gradient_penalty(n["D_B"], real_A, fake_A)
         self.update("D", loss_D_A + loss_D_B)
         if self.loss.kind == "wgan":
             clip_weights_(n["D_A"], n["D_B"], value=cfg.clip_value)

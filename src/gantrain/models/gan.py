@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.losses import clip_weights_, gradient_penalty
+from gantrain.losses import clip_weights_
 from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.diffaug import DiffAugment
 from gantrain.nets.init import init_weights
@@ -82,10 +82,10 @@ class GAN(GANModel):
             fake = G(z)
             d_real, d_fake = self.loss.d_pair(D(real), D(fake.detach()))
             loss_D = d_real + d_fake
-            if self.cfg.loss == "wgan-gp":
-                loss_D = loss_D + self.cfg.gp_weight * gradient_penalty(D, real, fake)
+            if self.loss.kind == "wgan-gp":
+                loss_D = loss_D + self.cfg.gp_weight * self.gradient_penalty(D, real, fake)
         self.update("D", loss_D)
-        if self.cfg.loss == "wgan":
+        if self.loss.kind == "wgan":
             clip_weights_(self.nets["D"], value=self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if (step + 1) % self.cfg.d_steps == 0:

@@ -29,6 +29,7 @@ from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
+from gantrain.trainer.distributed import local_batch_norm
 from gantrain.trainer.rng import isolated_rng
 
 GAN_MODES = {"vanilla": "bce", "lsgan": "lsgan"}  # the reference's --gan_mode names -> gantrain.losses
@@ -143,7 +144,7 @@ class Pix2Pix(GANModel):
                 f"this pix2pix run learnt {self.direction} only (data.direction={self.direction}); translate with "
                 f"direction {self.direction}, or train another run with data.direction={direction}"
             )
-        G = (nets or self.nets)["G"]
+        G = local_batch_norm((nets or self.nets)["G"])  # train-mode BN here runs on one rank: no SyncBatchNorm
         mode = paper_inference(G, TEST_SEED) if self.cfg.test_mode == "train" else nullcontext()
         with mode, self.rt.autocast():
             return G(x.to(self.rt.device)).float()

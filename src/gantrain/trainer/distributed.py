@@ -79,11 +79,13 @@ class DistEnv:
             dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
         return env
 
-    def close(self) -> None:
-        """Leave the process group once training is done: the ranks meet at a barrier first, so none tears its
-        communication threads down while another is still in a collective (an abort at exit otherwise)."""
+    def close(self, failed: bool = False) -> None:
+        """Leave the process group. After a normal end the ranks meet at a barrier first, so none tears its
+        communication threads down while another is still in a collective (an abort at exit otherwise); after
+        an error there is no barrier (the other ranks may never reach it): the group is just destroyed."""
         if self.active:
-            dist.barrier()
+            if not failed:
+                dist.barrier()
             dist.destroy_process_group()
 
     @property
@@ -189,3 +191,23 @@ def _unique(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
             seen.add(t.data_ptr())
             out.append(t)
     return out
+
+
+def local_batch_norm(net: nn.Module) -> nn.Module:
+    """`net` for a forward on one rank alone: SyncBatchNorm layers (whose train-mode forward waits for every
+    rank) become plain BatchNorm layers sharing the same parameters and buffers; `net` itself if it has none."""
+    if not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
+        return net
+    import copy
+
+    def revert(module: nn.Module) -> nn.Module:
+        if isinstance(module, nn.SyncBatchNorm):
+            plain = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+            plain._parameters, plain._buffers = module._parameters, module._buffers  # shared, not copied
+            plain.train(module.training)
+            return plain
+        out = copy.copy(module)
+        out._modules = {name: revert(child) for name, child in module._modules.items()}
+        return out
+
+    return revert(net)

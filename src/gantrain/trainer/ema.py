@@ -28,6 +28,9 @@ class EMA:
         self.batch_norms = [m for m in self.nets.modules() if isinstance(m, _BatchNorm)] if bn_batches > 0 else []
         self._recomputed = set(id(b) for m in self.batch_norms for b in m.buffers())
         self.stale = bool(self.batch_norms)
+        # the buffers copied from the live nets (the BN statistics are recomputed instead, when bn_batches > 0)
+        self._copied = {name: [i for i, b in enumerate(net.buffers()) if id(b) not in self._recomputed]
+                        for name, net in self.nets.items()}
 
     @torch.no_grad()
     def update(self, nets: dict[str, nn.Module], step: int) -> None:
@@ -42,9 +45,10 @@ class EMA:
                 torch._foreach_copy_(ema_params, src_params)
             else:
                 torch._foreach_lerp_(ema_params, src_params, 1.0 - decay)
-            for b_ema, b in zip(ema_net.buffers(), src.buffers()):
-                if id(b_ema) not in self._recomputed:
-                    b_ema.copy_(b)
+            keep = self._copied[name]
+            if keep:
+                ema_buffers, src_buffers = list(ema_net.buffers()), list(src.buffers())
+                torch._foreach_copy_([ema_buffers[i] for i in keep], [src_buffers[i] for i in keep])
         self.stale = bool(self.batch_norms)
 
     @torch.no_grad()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import re
+from pathlib import Path
 from typing import Iterator
 
 import torch
 
 from gantrain.errors import GantrainError
+
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -29,21 +33,41 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto`: bf16 on GPUs that support it (same quality as fp32 for these nets, ~2x faster), else fp32.
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: the CPU features that make bf16 autocast faster than fp32 (emulated bf16 is slower).
 
-    CPUs stay at 32: bf16 autocast on CPUs without native bf16 matmul units is slower than fp32.
+    torch's `get_cpu_capability()` names vector widths (AVX2, AVX512), not bf16 units, so read the kernel's flags.
     """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:  # not Linux: no way to tell, so no bf16 by default
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: bf16 where the hardware has native bf16 (same quality as fp32 for these nets, ~2x faster),
+    fp16 with loss scaling on GPUs without it (pre-Ampere: emulated bf16 is slow), fp32 on other CPUs."""
     precision = str(precision)
     if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "16"
+        if device.type == "cpu" and cpu_has_native_bf16():
             return "bf16"
         return "32"
-    if precision == "16" and device.type == "cpu":
-        raise GantrainError("trainer.precision=16 needs a GPU; use trainer.precision=bf16 or 32 on the CPU")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise GantrainError("this GPU has no bf16 support; use trainer.precision=16 or 32")
     return precision
+
+
+def apply_backend_settings(device: torch.device, cudnn_benchmark: bool, matmul_precision: str, deterministic: bool) -> None:
+    """cuDNN autotuning (CUDA only, off under trainer.deterministic) and the fp32 matmul precision (TF32 at `high`)."""
+    if matmul_precision not in MATMUL_PRECISIONS:
+        raise GantrainError(
+            f"trainer.matmul_precision={matmul_precision} is not valid; choose one of: {', '.join(MATMUL_PRECISIONS)}"
+        )
+    torch.set_float32_matmul_precision(matmul_precision)
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark) and device.type == "cuda" and not deterministic
 
 
 class Runtime:
@@ -64,6 +88,13 @@ class Runtime:
             return
         with torch.autocast(device_type=self.device.type, dtype=self.dtype):
             yield
+
+    def penalty_precision(self) -> contextlib.AbstractContextManager:
+        """Where a gradient penalty runs: at fp16 in fp32 outside autocast, since its input gradients are taken
+        without loss scaling and would underflow in fp16 (the AMP docs' fp32 option); elsewhere unchanged."""
+        if self.precision == "16":
+            return torch.autocast(device_type=self.device.type, enabled=False)
+        return contextlib.nullcontext()
 
     def input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x

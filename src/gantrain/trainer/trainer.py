@@ -29,7 +29,7 @@ from gantrain.trainer.ema import EMA
 from gantrain.trainer.optim import build_optimizer, build_scheduler
 from gantrain.trainer.rng import isolated_rng, rng_state, seed_everything, set_rng_state
 from gantrain.trainer.run_logger import RunLogger
-from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
+from gantrain.trainer.runtime import Runtime, apply_backend_settings, resolve_device, resolve_precision
 
 log = logging.getLogger("gantrain")
 
@@ -76,6 +76,7 @@ class Trainer:
         if tcfg.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         device = self.dist.device(resolve_device(tcfg.device))
+        apply_backend_settings(device, tcfg.cudnn_benchmark, tcfg.matmul_precision, tcfg.deterministic)
         self.rt = Runtime(device, resolve_precision(tcfg.precision, device), tcfg.channels_last)
         self.data = build_data(cfg, device)
         self.info = self.data.info
@@ -83,8 +84,6 @@ class Trainer:
         self.model.attach(self.rt)
         with isolated_rng():  # pretraining a frozen text encoder etc. must not move the training streams
             self.model.prepare(self.data, self.run_dir)
-        if tcfg.sync_batchnorm:
-            self.dist.convert_sync_batchnorm(self.model.nets, device)
         self.stream = make_batch_stream(
             self.data.split("train"),
             batch_size=cfg.data.batch_size,
@@ -108,21 +107,35 @@ class Trainer:
         if tcfg.ema.decay is not None:
             gens = {n: self.model.nets[n] for n in self.model.generator_names}
             self.ema = EMA(gens, tcfg.ema.decay, tcfg.ema.start_step, tcfg.ema.every, tcfg.ema.bn_batches)
+        if tcfg.sync_batchnorm:  # after the EMA copies: they run on rank 0 alone, so they keep plain BatchNorm
+            self.dist.convert_sync_batchnorm(self.model.nets, device)
         if resume_ckpt is not None:
             self.load_state_dict(resume_ckpt)
         self.dist.wrap(self.model)
         if tcfg.compile:
-            for net in self.model.nets.values():
-                net.compile()
+            self._compile_nets()
         gen = torch.Generator().manual_seed(cfg.seed)
         self.fixed = self.model.fixed_inputs(tcfg.num_sample_images, gen)
         from gantrain.metrics.evaluator import Evaluator
 
+        self.eval_enabled = bool(cfg.eval.metrics)
+        # rank 0 computes the metrics and broadcasts them: the other ranks need no feature nets or references
         with isolated_rng():  # building metric nets (or training them on first use) leaves training untouched
-            self.evaluator = Evaluator(cfg, self.data, self.info, device) if cfg.eval.metrics else None
+            self.evaluator = Evaluator(cfg, self.data, self.info, device) if self.eval_enabled and self.dist.is_main else None
         self.logger = RunLogger(
             self.run_dir, cfg.logger.tensorboard, cfg.logger.jsonl, enabled=self.dist.is_main, hparams=cfg.logger.hparams
         )
+
+    def _compile_nets(self) -> None:
+        """`torch.compile` every net, except critics under a gradient penalty: compiled graphs have no double
+        backward, so those run eagerly (the generators, where most of the work is, are still compiled)."""
+        penalty = self.model.loss is not None and self.model.loss.kind == "wgan-gp"
+        eager = [name for name in self.model.nets if penalty and name.startswith("D")]
+        if eager:
+            log.info("trainer.compile: %s stay eager (the gradient penalty needs double backward)", ", ".join(eager))
+        for name, net in self.model.nets.items():
+            if name not in eager:
+                net.compile()
 
     def _total_steps(self) -> int:
         t = self.cfg.trainer
@@ -186,7 +199,7 @@ class Trainer:
                     f"{list(unexpected)[:3]}); the architecture settings differ from the run that wrote it"
                 )
         for name, opt in self.model.optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
+            opt.load_state_dict(_keep_kernel_flags(opt, ckpt["optimizers"][name]))
         for name, sched in self.schedulers.items():
             sched.load_state_dict(ckpt["schedulers"][name])
         if self.ema is not None and ckpt.get("ema"):
@@ -253,7 +266,7 @@ class Trainer:
         self.logger.images(self.step, grids, self.model.grid_rows())
 
     def evaluate(self) -> dict[str, float]:
-        if self.evaluator is None:
+        if not self.eval_enabled:
             return {}
         metrics: dict[str, float] = {}
         if self.dist.is_main:  # every rank holds the same weights and buffers: compute once, share the result
@@ -288,9 +301,11 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
         self._signal = signum
 
-    def _check_finite(self, finite: torch.Tensor, since: int, losses: dict[str, torch.Tensor]) -> None:
-        """Raise on every rank together if any rank saw a non-finite loss (a collective under torchrun)."""
-        if not self.dist.any(not bool(finite)):
+    def _check_finite(self, sums: dict[str, torch.Tensor], since: int, losses: dict[str, torch.Tensor]) -> None:
+        """Raise on every rank together if any rank saw a non-finite loss since the last log step (a collective
+        under torchrun). The running sums carry any inf/nan, so one reduction over them checks every step."""
+        finite = not sums or bool(torch.stack(list(sums.values())).sum().isfinite())
+        if not self.dist.any(not finite):
             return
         bad = {k: float(v) for k, v in losses.items()}
         where = f"step {self.step}" if since >= self.step - 1 else f"between steps {since + 1} and {self.step}"
@@ -308,7 +323,6 @@ class Trainer:
             signal.signal(s, self._on_signal)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
-        finite = torch.ones((), dtype=torch.bool, device=self.rt.device)
         # a CPU single process checks every step (no device sync to avoid); ranks agree only at log steps
         check_every_step = self.rt.device.type == "cpu" and self.dist.world == 1
         last_log_time, last_log_step, last_check = time.perf_counter(), self.step, self.step
@@ -340,20 +354,16 @@ class Trainer:
                             sched.step()
                     if self.ema is not None:
                         self.ema.update(self.model.nets, self.step)
-                    for k, v in losses.items():
-                        sums[k] = sums[k] + v if k in sums else v.clone()
-                        counts[k] = counts.get(k, 0) + 1
-                    if tcfg.stop_on_nonfinite:
-                        finite &= torch.stack([torch.isfinite(v).all() for v in losses.values()]).all()
-                        if check_every_step:
-                            self._check_finite(finite, last_check, losses)
-                            last_check = self.step
+                    _accumulate(sums, counts, losses)
+                    if tcfg.stop_on_nonfinite and check_every_step:
+                        self._check_finite(sums, last_check, losses)
+                        last_check = self.step
                     bar.update(1)
                     done = self.step >= self.total_steps
                     at_log = self.step % tcfg.log_every == 0 or done
                     if at_log:
                         if tcfg.stop_on_nonfinite:
-                            self._check_finite(finite, last_check, losses)
+                            self._check_finite(sums, last_check, losses)
                             last_check = self.step
                         now = time.perf_counter()
                         values = self._read_means(sums, counts)
@@ -369,13 +379,13 @@ class Trainer:
                     if tcfg.sample_every and self.step % tcfg.sample_every == 0 and not done:
                         self.log_samples()
                     best = False
-                    at_end = self.cfg.eval.at_end and self.evaluator is not None
+                    at_end = self.cfg.eval.at_end and self.eval_enabled
                     if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and not (done and at_end):
                         metrics = self.evaluate()
                         best = self._is_better(metrics)
                     if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0 and not done) or best:
                         if tcfg.stop_on_nonfinite:
-                            self._check_finite(finite, last_check, losses)
+                            self._check_finite(sums, last_check, losses)
                         self.save(also_best=best)
                     # under torchrun ranks may get a signal at different steps: they agree at log steps
                     stop = self._signal is not None if self.dist.world == 1 else at_log and self.dist.any(self._signal is not None)
@@ -391,7 +401,7 @@ class Trainer:
                 break
             bar.close()
             self.log_samples()
-            if self.cfg.eval.at_end and self.evaluator is not None:
+            if self.cfg.eval.at_end and self.eval_enabled:
                 metrics = self.evaluate()
             best = self._is_better(metrics)
             self.save(also_best=best)
@@ -413,3 +423,22 @@ class Trainer:
         means = self.dist.all_reduce_mean(means)
         # plain names are losses; names with a slash (e.g. "acc/D_class_real") keep their own section
         return {(k if "/" in k else f"loss/{k}"): v for k, v in zip(names, means.tolist())}
+
+
+def _accumulate(sums: dict[str, torch.Tensor], counts: dict[str, int], losses: dict[str, torch.Tensor]) -> None:
+    """Add this step's losses to the running sums in one multi-tensor kernel (the sums stay on the device)."""
+    old = [k for k in losses if k in sums]
+    if old:
+        torch._foreach_add_([sums[k] for k in old], [losses[k].float() for k in old])
+    for k, v in losses.items():
+        if k not in sums:
+            sums[k] = v.detach().float().clone()
+        counts[k] = counts.get(k, 0) + 1
+
+
+def _keep_kernel_flags(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's optimiser state with this run's kernel choices (fused, foreach, capturable): a CPU
+    checkpoint resumed on CUDA keeps fused Adam, and torch then places the step counters to match."""
+    flags = ("fused", "foreach", "capturable")
+    groups = [{**saved, **{k: live[k] for k in flags if k in live}} for saved, live in zip(state["param_groups"], optimizer.param_groups)]
+    return {**state, "param_groups": groups}
