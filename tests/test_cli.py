@@ -84,7 +84,7 @@ def gantrain_in_process(args: list[str], monkeypatch, capsys) -> str:
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["model=nope"], "unknown model 'nope'; choose one of: acgan, bigan, cgan, cogan, cyclegan, dcgan"),
+        (["model=nope"], "unknown model 'nope'; choose one of: acgan, bigan, cgan, cogan, cut, cyclegan, dcgan"),
         (["data=imagenet"], "unknown data 'imagenet'; choose one of:"),
         (["optim=lion"], "unknown optim 'lion'"),
         (["trainer.max_stepz=3"], "no such config key"),

@@ -18,13 +18,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".p
 
 def read_rgb_jpeg(path: Path, channels: int) -> Image.Image | None:
     """An RGB JPEG decoded by torchvision (libjpeg-turbo via `decode_jpeg`: 1.5x PIL's decode on this machine,
-    bit-identical pixels, see BENCHMARKS.md), as a PIL image for the resizes; None for anything else."""
+    bit-identical pixels, see BENCHMARKS.md), as a PIL image for the resizes; None for anything else.
+
+    JPEG is recognised by its magic bytes, not the file name: datasets ship PNGs named .jpg, which PIL reads."""
     if channels != 3 or path.suffix.lower() not in (".jpg", ".jpeg"):
         return None
-    from torchvision.io import ImageReadMode, decode_jpeg, read_file
+    from torchvision.io import ImageReadMode, decode_jpeg
 
+    data = path.read_bytes()
+    if not data.startswith(b"\xff\xd8"):
+        return None
     try:
-        x = decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB)
+        x = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except RuntimeError as exc:
         raise OSError(f"cannot decode JPEG: {exc}") from None
     return Image.fromarray(x.permute(1, 2, 0).numpy())
