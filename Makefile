@@ -21,7 +21,7 @@ train: install
 	$(VENV)/bin/gantrain $(ARGS)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto  # one worker per core (tests/conftest.py gives each one thread)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
