@@ -32,19 +32,24 @@ def build_optimizer(name: str, params: Iterable[nn.Parameter], cfg: Any, device:
     raise GantrainError(f"unknown optim.name {cfg.name!r}; choose one of: adam, adamw, rmsprop, sgd")
 
 
+def _decay_window(cfg: Any, total_steps: int, steps_per_epoch: int) -> tuple[int, int]:
+    """(first decaying step, decay length in steps): the last decay_steps / decay_epochs of the run, or all of it."""
+    if cfg.decay_steps is not None:
+        decay = cfg.decay_steps
+    elif cfg.decay_epochs is not None:
+        decay = cfg.decay_epochs * steps_per_epoch
+    else:
+        decay = total_steps
+    return max(total_steps - decay, 0), decay
+
+
 def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
     """The multiplier of the base learning rate at a given step."""
     kind = cfg.schedule
     if kind == "constant":
         return lambda step: 1.0
     if kind == "linear_decay":
-        if cfg.decay_steps is not None:
-            decay = cfg.decay_steps
-        elif cfg.decay_epochs is not None:
-            decay = cfg.decay_epochs * steps_per_epoch
-        else:
-            decay = total_steps
-        start = max(total_steps - decay, 0)
+        start, decay = _decay_window(cfg, total_steps, steps_per_epoch)
         span = max(decay, 1)
         # CycleGAN convention: full lr for the first epochs, then linearly to zero at the last step.
         return lambda step: 1.0 - max(0, step - start) / span
@@ -62,13 +67,7 @@ def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
         return lambda step: cfg.gamma ** (step // every)
     if kind == "exponential":
         # constant, then exponential to final_lr_ratio over the last decay_epochs/decay_steps (null: the whole run)
-        if cfg.decay_steps is not None:
-            decay = cfg.decay_steps
-        elif cfg.decay_epochs is not None:
-            decay = cfg.decay_epochs * steps_per_epoch
-        else:
-            decay = total_steps
-        start = max(total_steps - decay, 0)
+        start, decay = _decay_window(cfg, total_steps, steps_per_epoch)
         return lambda step: cfg.final_lr_ratio ** (min(max(step - start, 0), decay) / max(decay, 1))
     raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, epoch_linear, cosine, step, exponential")
 
