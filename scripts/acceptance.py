@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gantrain import runs
 from gantrain.config.paths import config_dir
 from gantrain.config.schema import validate_config
-from gantrain.trainer import checkpoint as ckpt_io
-from gantrain.trainer.runtime import resolve_precision
+from gantrain.runtime import resolve_precision
 from gantrain.trainer.trainer import Trainer
 
 # One line per family: its embedded-data config and the overrides that make it tiny for --quick and the tests
@@ -268,12 +268,12 @@ def run_cell(family: str, precision: str, args: argparse.Namespace, root: Path, 
     samples = list((run / "samples").rglob("*.png"))
     if not samples:
         raise RuntimeError("no sample grid was written")
-    midpoint = run / "checkpoints" / ckpt_io.snapshot_name(mid)
+    midpoint = run / "checkpoints" / runs.snapshot_name(mid)
     resumed_dir = root / f"{tag}-resumed"
     shutil.rmtree(resumed_dir, ignore_errors=True)
     shutil.copytree(run, resumed_dir)
     resumed = Trainer(compose(overrides + ["eval.at_end=false", "eval.metrics=[]"]), resumed_dir)
-    resumed.setup(ckpt_io.load_checkpoint(resumed_dir / "checkpoints" / midpoint.name))
+    resumed.setup(runs.load_checkpoint(resumed_dir / "checkpoints" / midpoint.name))
     resumed.fit()
     # bitwise only where kernels are deterministic: on CUDA (cuDNN autotuning, atomics) the resumed run may differ
     cell["resume_exact"] = state_equal(trainer, resumed)

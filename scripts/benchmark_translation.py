@@ -27,7 +27,7 @@ from gantrain.models.discogan import DiscoGAN
 from gantrain.models.dualgan import DualGAN
 from gantrain.models.unit import UNIT
 from gantrain.trainer.optim import build_optimizer
-from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
+from gantrain.runtime import Runtime, resolve_device, resolve_precision
 
 FAMILIES = {"cyclegan": CycleGAN, "dualgan": DualGAN, "discogan": DiscoGAN, "unit": UNIT, "cut": CUT}
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import TINY, compose_cfg, run_cli
+from gantrain import runs
 from gantrain.cli import sample as sample_cli
 from gantrain.config.schema import validate_config
 from gantrain.data.base import DataInfo
@@ -27,7 +28,6 @@ from gantrain.nets.conditional import (
     ConditionalDiscriminator,
     ConditionalGenerator,
 )
-from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
 
 INFO = DataInfo("toy", 1, 16, 3, ["a", "b", "c"], [10, 30, 60])
@@ -227,12 +227,12 @@ def test_digits_defaults_and_resume_exact(tmp_path):
     full = run_training(extra + ["trainer.max_steps=6"], tmp_path / "full")
     run_training(extra + ["trainer.max_steps=3", "trainer.ckpt_every=3"], tmp_path / "half")
     resumed = Trainer(validate_config(compose_cfg(TINY + extra + ["trainer.max_steps=6"])), tmp_path / "half")
-    resumed.setup(ckpt_io.load_newest_valid(tmp_path / "half")[1])
+    resumed.setup(runs.load_newest_valid(tmp_path / "half")[1])
     resumed.fit()
     for name in full.model.nets:
         for key, value in full.model.nets[name].state_dict().items():
             assert torch.equal(value, resumed.model.nets[name].state_dict()[key]), f"{name}.{key}"
-    ckpt = ckpt_io.load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    ckpt = runs.load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
     assert ckpt["data_info"]["class_names"] == [str(i) for i in range(10)]
     assert sum(ckpt["data_info"]["class_counts"]) == 1437
     grid = Image.open(tmp_path / "full" / "samples" / "samples_step_0000002.png")
@@ -255,7 +255,7 @@ def folder_run(tmp_path) -> Path:
          "data.batch_size=8", "data.test_fraction=0", "trainer.max_steps=2"],
         run,
     )
-    info = ckpt_io.load_checkpoint(run / "checkpoints" / "last.pt")["data_info"]
+    info = runs.load_checkpoint(run / "checkpoints" / "last.pt")["data_info"]
     assert info["class_names"] == ["cat", "dog"] and info["class_counts"] == [12, 12]
     return run
 

@@ -53,7 +53,7 @@ def test_readme_run_builds_its_model_and_data(model, data):
     cfg = validate_config(compose_cfg([f"model={model}", f"data={data}"]))
     assert resolve_target(cfg.model._target_).Config and resolve_target(cfg.data._target_).Config
     if data in ("digits", "edges2digits", "digits2negative", "digits2edges"):  # in-memory and offline: build them
-        from gantrain.trainer.trainer import build_model
+        from gantrain.runs import build_model
 
         source = resolve_target(cfg.data._target_)(cfg.data, seed=0)
         if model != "latent_encoder":  # needs a trained generator run

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg
+from gantrain import io, runs
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
-from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
 
 RUN = TINY + ["trainer.num_threads=1", "data.batch_size=8", "data.image_size=16", "model.ngf=4", "model.ndf=4",
@@ -21,7 +21,7 @@ RUN = TINY + ["trainer.num_threads=1", "data.batch_size=8", "data.image_size=16"
 
 def trainer_for(steps: int, run_dir, resume: bool = False) -> Trainer:
     trainer = Trainer(validate_config(compose_cfg(RUN + [f"trainer.max_steps={steps}"])), run_dir)
-    trainer.setup(ckpt_io.load_newest_valid(run_dir)[1] if resume else None)
+    trainer.setup(runs.load_newest_valid(run_dir)[1] if resume else None)
     return trainer
 
 
@@ -36,12 +36,12 @@ def test_disk_full_half_way_keeps_last_checkpoint(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     trainer = trainer_for(4, tmp_path, resume=True)
-    monkeypatch.setattr(ckpt_io.torch, "save", save_then_fill_the_disk)
+    monkeypatch.setattr(io.torch, "save", save_then_fill_the_disk)
     with pytest.raises(GantrainError) as info:
         trainer.fit()
     message = str(info.value)
     assert "\n" not in message and "No space left on device" in message and "intact" in message
-    assert last.read_bytes() == before and ckpt_io.load_checkpoint(last)["step"] == 2
+    assert last.read_bytes() == before and runs.load_checkpoint(last)["step"] == 2
     assert not list((tmp_path / "checkpoints").glob(".*tmp")), "no temporary file is left behind"
 
 
@@ -49,11 +49,11 @@ def test_copy_fallback_where_hard_links_fail(tmp_path, monkeypatch):
     def no_links(src, dst, *args, **kwargs):
         raise OSError(errno.EPERM, "hard links not supported")
 
-    monkeypatch.setattr(ckpt_io.os, "link", no_links)
+    monkeypatch.setattr(io.os, "link", no_links)
     trainer_for(4, tmp_path).fit()
     folder = tmp_path / "checkpoints"
-    last, snapshot = folder / "last.pt", folder / ckpt_io.snapshot_name(4)
+    last, snapshot = folder / "last.pt", folder / runs.snapshot_name(4)
     assert last.stat().st_nlink == 1 and not last.samefile(snapshot), "a copy, not a link"
     assert last.read_bytes() == snapshot.read_bytes()
-    assert ckpt_io.load_checkpoint(last)["step"] == 4
+    assert runs.load_checkpoint(last)["step"] == 4
     assert not list(folder.glob(".*tmp"))

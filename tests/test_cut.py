@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from conftest import TINY, compose_cfg, run_cli
+from gantrain import runs
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
 from gantrain.nets.patchnce import PatchSampleMLP, patch_nce_loss
-from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
 
 SMALL = ["model.netG=resnet_2blocks", "model.nce_layers=[0,4,8,10,11]", "model.num_patches=16", "model.netF_nc=8"]
@@ -28,7 +28,7 @@ def cfg_for(model: str = "cut", extra: list[str] = ()):
 
 def train(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
     trainer = Trainer(cfg, run_dir)
-    trainer.setup(ckpt_io.load_newest_valid(resume)[1] if resume else None)
+    trainer.setup(runs.load_newest_valid(resume)[1] if resume else None)
     trainer.fit()
     return trainer
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg, run_cli
-from gantrain.cli.common import load_trained
 from gantrain.cli.export import export, export_spec
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
+from gantrain.runs import load_trained
 from gantrain.trainer.trainer import Trainer
 
 ort = pytest.importorskip("onnxruntime")

@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn as nn
 
+from gantrain import runs
 from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
-from gantrain.trainer import checkpoint as ckpt_io
-from gantrain.trainer import runtime
+from gantrain import runtime
 from gantrain.trainer.distributed import DistEnv
 from gantrain.trainer.trainer import Trainer, _keep_kernel_flags
 
@@ -36,7 +36,7 @@ def cfg_for(family: str, extra: list[str] = ()):
 
 def fit(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
     trainer = Trainer(cfg, run_dir)
-    trainer.setup(ckpt_io.load_checkpoint(resume) if resume else None)
+    trainer.setup(runs.load_checkpoint(resume) if resume else None)
     trainer.fit()
     return trainer
 
@@ -73,7 +73,7 @@ def test_fp16_resume_is_exact_with_the_scaler_state(tmp_path):
     full = fit(cfg_for("dcgan", extra + ["trainer.max_steps=4"]), tmp_path / "full")
     fit(cfg_for("dcgan", extra + ["trainer.max_steps=2", "trainer.ckpt_every=2"]), tmp_path / "half")
     ckpt = tmp_path / "half" / "checkpoints" / "last.pt"
-    assert set(ckpt_io.load_checkpoint(ckpt)["scalers"]) == {"G", "D"}
+    assert set(runs.load_checkpoint(ckpt)["scalers"]) == {"G", "D"}
     resumed = fit(cfg_for("dcgan", extra + ["trainer.max_steps=4"]), tmp_path / "half", resume=ckpt)
     assert acceptance.state_equal(full, resumed)
     assert full.rt.scalers["D"].get_scale() == resumed.rt.scalers["D"].get_scale()
@@ -181,7 +181,7 @@ def test_precision_auto_and_fp16_on_cpu(monkeypatch):
 
 def test_backend_settings_are_recorded_and_checked(tmp_path):
     fit(cfg_for("dcgan", ["trainer.max_steps=1", "trainer.ckpt_every=1"]), tmp_path)
-    config = ckpt_io.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["config"]["trainer"]
+    config = runs.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["config"]["trainer"]
     assert config["matmul_precision"] == "high" and config["cudnn_benchmark"] is True
     with pytest.raises(GantrainError, match="matmul_precision"):
         runtime.apply_backend_settings(torch.device("cpu"), True, "fastest", False)

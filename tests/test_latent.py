@@ -12,13 +12,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import TINY, compose_cfg, run_cli
-from gantrain.cli.common import load_trained
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
 from gantrain.inversion import InversionSettings, Latent, invert, latent_of, per_image_mse, reconstruction_error
 from gantrain.metrics.latent import probe_accuracies
 from gantrain.nets.encoder import build_encoder
-from gantrain.trainer.trainer import Trainer, build_model
+from gantrain.runs import build_model, load_trained
+from gantrain.trainer.trainer import Trainer
 
 BIGAN = ["model=bigan", "data.image_size=16", "model.g_hidden=[32]", "model.e_hidden=[32]", "model.d_x_hidden=[32]",
          "model.d_z_hidden=[16]", "model.d_joint_hidden=[32]", "model.z_dim=8"]

@@ -9,7 +9,7 @@ import torch.nn as nn
 from conftest import compose_cfg
 from gantrain.config.schema import validate_config
 from gantrain.data.base import DataInfo
-from gantrain.trainer.trainer import build_model
+from gantrain.runs import build_model
 
 
 def _params(net: nn.Module) -> int:

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg
+from gantrain import runs
 from gantrain.config.schema import validate_config
-from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
 
 BASE = [o for o in TINY if not o.startswith(("model.", "data.batch_size", "trainer.max_steps", "trainer.ckpt_every"))]
@@ -48,7 +48,7 @@ FAMILIES: dict[str, list[str]] = {
 
 def train(overrides: list[str], run_dir: Path, resume: bool = False) -> Trainer:
     trainer = Trainer(validate_config(compose_cfg(BASE + overrides)), run_dir)
-    trainer.setup(ckpt_io.load_newest_valid(run_dir)[1] if resume else None)
+    trainer.setup(runs.load_newest_valid(run_dir)[1] if resume else None)
     trainer.fit()
     return trainer
 
@@ -70,7 +70,7 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 
 def last(run_dir: Path) -> dict[str, Any]:
-    return ckpt_io.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return runs.load_checkpoint(run_dir / "checkpoints" / "last.pt")
 
 
 def assert_same_checkpoint(a: Path, b: Path) -> None:
@@ -87,7 +87,7 @@ def test_every_family_resumes_bitwise(family, tmp_path):
     train(overrides + ["trainer.max_steps=4"], tmp_path / "straight")
     # the run as interrupted at its midpoint (its schedule still spans 4 steps): only the step-2 snapshot remains
     shutil.copytree(tmp_path / "straight", tmp_path / "halves")
-    for name in ("last.pt", ckpt_io.snapshot_name(4)):
+    for name in ("last.pt", runs.snapshot_name(4)):
         (tmp_path / "halves" / "checkpoints" / name).unlink()
     resumed = train(overrides + ["trainer.max_steps=4"], tmp_path / "halves", resume=True)
     assert resumed.step == 4

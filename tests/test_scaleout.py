@@ -97,11 +97,13 @@ def seed_digits_classifier(folder: Path) -> str:
     """Cache an untrained (seeded) digits classifier where eval.classifier_cache looks, so a sweep test measures
     the sweeper's plumbing in seconds instead of training the metric net (minutes on a shared CPU)."""
     from gantrain.data.digits import digits_split_indices
-    from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_key, save_cached
+    from gantrain.io import save_atomic
+    from gantrain.metrics.classifier import SmallClassifier, cache_file, net_blob, protocol_key
 
     torch.manual_seed(0)
     key = protocol_key("digits", 32, 1, 10, len(digits_split_indices()["train"]))
-    save_cached(cache_file("digits", key, str(folder)), SmallClassifier(1, 10), {**key, "test_accuracy": 0.0})
+    path = cache_file("digits", key, str(folder))
+    save_atomic(net_blob(SmallClassifier(1, 10), {**key, "test_accuracy": 0.0}, path), path)
     return str(folder)
 
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from conftest import TINY, compose_cfg
+from gantrain import runs
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError, NonFiniteLossError
-from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer, TrainingInterrupted
 
 
 def train(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
     cfg = validate_config(cfg)
     trainer = Trainer(cfg, run_dir)
-    ckpt = ckpt_io.load_newest_valid(resume)[1] if resume else None
+    ckpt = runs.load_newest_valid(resume)[1] if resume else None
     trainer.setup(ckpt)
     trainer.fit()
     return trainer
@@ -62,8 +62,8 @@ def test_resume_across_epoch_boundary(tiny_cfg, tmp_path):
 def test_checkpoint_holds_everything(tiny_cfg, tmp_path):
     train(tiny_cfg(["trainer.keep_last=2", "trainer.max_steps=8"]), tmp_path)
     folder = tmp_path / "checkpoints"
-    assert [p.name for p in ckpt_io.snapshots(folder)] == ["step_0000008.pt", "step_0000006.pt"]
-    ckpt = ckpt_io.load_checkpoint(folder / "last.pt")
+    assert [p.name for p in runs.snapshots(folder)] == ["step_0000008.pt", "step_0000006.pt"]
+    ckpt = runs.load_checkpoint(folder / "last.pt")
     assert ckpt["step"] == 8 and ckpt["model_name"] == "dcgan"
     for key in ("nets", "optimizers", "schedulers", "rng", "config", "data_info", "batch_in_epoch", "gantrain_version"):
         assert key in ckpt
@@ -78,10 +78,10 @@ def test_truncated_checkpoint_falls_back_to_older_snapshot(tiny_cfg, tmp_path, c
     data = newest.read_bytes()
     (folder / "last.pt").unlink()
     newest.write_bytes(data[: len(data) // 2])
-    path, ckpt = ckpt_io.load_newest_valid(tmp_path)
+    path, ckpt = runs.load_newest_valid(tmp_path)
     assert path.name == "step_0000004.pt" and ckpt["step"] == 4
     with pytest.raises(GantrainError, match="cannot be read"):
-        ckpt_io.load_newest_valid(newest)
+        runs.load_newest_valid(newest)
 
 
 def test_checkpoint_from_another_model_is_refused(tiny_cfg, tmp_path):
@@ -89,7 +89,7 @@ def test_checkpoint_from_another_model_is_refused(tiny_cfg, tmp_path):
     cfg = validate_config(compose_cfg([o for o in TINY if not o.startswith("model.")] + ["model=gan"]))
     trainer = Trainer(cfg, tmp_path / "gan")
     with pytest.raises(GantrainError, match="model=dcgan"):
-        trainer.setup(ckpt_io.load_newest_valid(tmp_path / "dcgan")[1])
+        trainer.setup(runs.load_newest_valid(tmp_path / "dcgan")[1])
 
 
 def test_checkpoint_cannot_run_code(tmp_path):
@@ -100,9 +100,9 @@ def test_checkpoint_cannot_run_code(tmp_path):
             return (print, ("pwned",))
 
     path = tmp_path / "evil.pt"
-    path.write_bytes(pickle.dumps({"format": ckpt_io.FORMAT, "x": Evil()}))
+    path.write_bytes(pickle.dumps({"format": runs.FORMAT, "x": Evil()}))
     with pytest.raises(GantrainError, match="cannot be read"):
-        ckpt_io.load_checkpoint(path)
+        runs.load_checkpoint(path)
 
 
 def test_sigterm_saves_and_reports(tiny_cfg, tmp_path):
@@ -120,7 +120,7 @@ def test_sigterm_saves_and_reports(tiny_cfg, tmp_path):
     with pytest.raises(TrainingInterrupted) as info:
         trainer.fit()
     assert info.value.signum == signal.SIGTERM
-    assert ckpt_io.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
+    assert runs.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
 
 
 def test_nonfinite_loss_stops_with_step_and_checkpoint(tiny_cfg, tmp_path):

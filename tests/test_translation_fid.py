@@ -158,8 +158,8 @@ def test_gantrain_eval_weights_scores_a_reference_generator_file(tmp_path, monke
 def test_a_one_directional_model_is_scored_in_its_direction_only(tiny_backbone, tmp_path):
     """pix2pix trained B -> A (like any one-sided family) gets fid/kid/is _BtoA and nothing for A -> B."""
     from gantrain.metrics.evaluator import Evaluator
-    from gantrain.trainer.runtime import Runtime
-    from gantrain.trainer.trainer import build_data, build_model
+    from gantrain.runtime import Runtime
+    from gantrain.runs import build_data, build_model
 
     cfg = validate_config(compose_cfg([
         "model=pix2pix", "data=edges2digits", "data.direction=BtoA", "model.ngf=4", "model.ndf=4", "eval.metrics=[fid,kid,is]",

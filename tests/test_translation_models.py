@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from conftest import TINY, compose_cfg, run_cli
+from gantrain import runs
 from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
 from gantrain.metrics.frechet import kid_from_features
 from gantrain.metrics.translation import TranslationMetrics
-from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.trainer import Trainer
 
 SMALL = {
@@ -35,7 +35,7 @@ def cfg_for(model: str, extra: list[str] = ()):
 
 def train(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
     trainer = Trainer(cfg, run_dir)
-    trainer.setup(ckpt_io.load_newest_valid(resume)[1] if resume else None)
+    trainer.setup(runs.load_newest_valid(resume)[1] if resume else None)
     trainer.fit()
     return trainer
 

@@ -20,9 +20,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gantrain.cli.common import load_trained, one_line_errors, setup_logging
+from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.config.paths import config_dir
 from gantrain.errors import GantrainError
+from gantrain.io import write_json_atomic
+from gantrain.runs import build_data, load_trained
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,9 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
     from gantrain.metrics.evaluator import Evaluator
-    from gantrain.trainer.checkpoint import write_json_atomic
-    from gantrain.trainer.runtime import resolve_device
-    from gantrain.trainer.trainer import build_data
+    from gantrain.runtime import resolve_device
 
     device = resolve_device(args.device)
     if args.weights:

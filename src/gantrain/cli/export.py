@@ -21,8 +21,9 @@ import torch
 import torch.nn as nn
 
 from gantrain import __version__
-from gantrain.cli.common import load_trained, one_line_errors, setup_logging
+from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.errors import GantrainError
+from gantrain.runs import load_trained
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gantrain.cli.common import load_trained, one_line_errors, setup_logging
+from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.data.images import decode_all, list_images, save_png
 from gantrain.errors import GantrainError
 from gantrain.inversion import KEEP_PRIOR, METHODS, InversionSettings, invert, latent_of, reconstruction_error
+from gantrain.runs import build_data, load_trained
 
 DEFAULTS = InversionSettings()
 
@@ -57,7 +58,6 @@ def classifier_features(ckpt: dict, device: torch.device):
 
     from gantrain.data.base import InMemoryImages
     from gantrain.metrics.classifier import load_or_train
-    from gantrain.trainer.trainer import build_data
 
     cfg = OmegaConf.create(ckpt["config"])
     data = build_data(cfg)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.batch_size < 1:
         raise GantrainError(f"--batch-size must be at least 1, got {args.batch_size}")
     model, nets, ckpt, _ = load_trained(args.run, args.device, prefer_ema=not args.no_ema)
-    encoder_model = load_trained(args.encoder, args.device, prefer_ema=not args.no_ema)[0] if args.encoder else None
+    encoder_model = load_trained(args.encoder, args.device, prefer_ema=not args.no_ema).model if args.encoder else None
     latent = latent_of(model, nets, encoder_model)
     steps = args.steps if args.steps is not None else (HYBRID_STEPS if args.method == "hybrid" else DEFAULTS.steps)
     settings = InversionSettings(steps=steps, lr=args.lr, restarts=args.restarts, lambda_dom=args.lambda_dom,

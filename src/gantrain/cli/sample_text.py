@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
-from gantrain.cli.common import load_trained, one_line_errors, setup_logging
+from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.data.images import save_png
 from gantrain.errors import GantrainError
+from gantrain.runs import load_trained
 
 log = logging.getLogger("gantrain")
 TEXT_FLAGS = ("--text", "--captions-file", "--interpolate")

@@ -47,7 +47,7 @@ def precheck(argv: list[str]) -> list[str]:
         _check_composes([a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")])
     resume = dict(pairs).get("resume")
     if resume and resume != "null" and "hydra.run.dir" not in keys and not multirun:
-        from gantrain.trainer.checkpoint import run_dir_of
+        from gantrain.runs import run_dir_of
 
         path = Path(resume).expanduser()
         if path.is_file():
@@ -142,7 +142,7 @@ def effective_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any] | None
     """
     if not cfg.get("resume"):
         return validate_config(cfg), None
-    from gantrain.trainer.checkpoint import load_checkpoint, load_newest_valid
+    from gantrain.runs import load_checkpoint, load_newest_valid
     from gantrain.trainer.distributed import DistEnv
 
     env = DistEnv.from_env()

@@ -22,11 +22,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from gantrain.cli.common import load_trained, one_line_errors, setup_logging
+from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.data.unpaired import EXTENSIONS, list_domain, open_image
 from gantrain.errors import GantrainError
 from gantrain.nets.generators import NET_G, build_generator, size_multiple
-from gantrain.trainer.runtime import Runtime, resolve_device, resolve_precision
+from gantrain.runs import load_trained
+from gantrain.runtime import Runtime, resolve_device, resolve_precision
 
 log = logging.getLogger("gantrain")
 

@@ -15,8 +15,6 @@ or read per item from the files with `data.cache=stream`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import tarfile
 import zipfile
@@ -33,7 +31,7 @@ from gantrain.data.download import extract_archive, fetch_to_part
 from gantrain.data.images import IMAGE_SUFFIXES, decode_all, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
-from gantrain.trainer.checkpoint import save_atomic
+from gantrain.io import cache_folder, cache_path, load_or_build
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +132,11 @@ class CaptionedSource(DataSource):
         key = {"stream": stream, "dataset": self.DATASET, "root": str(root.resolve()), "n": len(items), "size": self.cfg.image_size,
                "k": self.cfg.captions_per_image, "max_len": self.cfg.max_len, "version": CACHE_VERSION,
                "first": str(items[0].image), "last": str(items[-1].image)}
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        cache = Path(self.cfg.cache_dir).expanduser() if self.cfg.cache_dir else Path.home() / ".cache" / "gantrain" / "data"
-        path = cache / f"{self.DATASET}-{digest}.pt"
-        if path.is_file():
-            return torch.load(path, map_location="cpu", weights_only=True)
+        path = cache_path(cache_folder(self.cfg.cache_dir, "data"), self.DATASET, key)
+        return load_or_build(path, lambda: self._decode(root, items, stream, path))
+
+    def _decode(self, root: Path, items: list[Item], stream: bool, path: Path) -> dict[str, Any]:
+        """Tokens, labels, split and (unless streaming) the decoded images, as the cache file holds them."""
         if stream:  # the listing-time header check; files are decoded per item while training
             ok = set(check_headers([it.image for it in items], str(root)))
             items, images = [it for it in items if it.image in ok], None
@@ -160,7 +158,6 @@ class CaptionedSource(DataSource):
             data["paths"] = [str(it.image) for it in items]
         else:
             data["images"] = images
-        save_atomic(data, path)
         return data
 
     @property

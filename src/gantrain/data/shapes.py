@@ -8,11 +8,8 @@ and synonyms. The arrays are generated once (a few seconds, vectorised) and cach
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -22,7 +19,7 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.errors import GantrainError
-from gantrain.trainer.checkpoint import save_atomic
+from gantrain.io import cache_folder, cache_path, load_or_build
 
 log = logging.getLogger(__name__)
 
@@ -122,24 +119,11 @@ def generate(cfg: Any) -> dict[str, Any]:
             "attrs": torch.from_numpy(attrs), "vocab": vocab}
 
 
-def cache_path(cfg: Any) -> Path:
+def load_or_generate(cfg: Any) -> dict[str, Any]:
+    """The dataset for these settings, from `data.root` (or ~/.cache/gantrain/data), generated on first use."""
     key = {k: getattr(cfg, k) for k in ("image_size", "num_train", "num_test", "captions_per_image", "max_len", "generator_seed")}
     key["version"] = GENERATOR_VERSION
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    root = Path(cfg.root).expanduser() if cfg.root else Path.home() / ".cache" / "gantrain" / "data"
-    return root / f"shapes-{digest}.pt"
-
-
-def load_or_generate(cfg: Any) -> dict[str, Any]:
-    path = cache_path(cfg)
-    if path.is_file():
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a broken cache is regenerated
-            log.warning("shapes cache %s unreadable (%s); regenerating", path, exc)
-    data = generate(cfg)
-    save_atomic(data, path)
-    return data
+    return load_or_build(cache_path(cache_folder(cfg.root, "data"), "shapes", key), lambda: generate(cfg))
 
 
 class Shapes(DataSource):

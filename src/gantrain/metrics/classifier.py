@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,8 +15,8 @@ import torch.nn.functional as F
 
 from gantrain.data.base import InMemoryImages
 from gantrain.errors import GantrainError
-from gantrain.trainer.checkpoint import save_atomic
-from gantrain.trainer.rng import isolated_rng
+from gantrain.io import cache_folder, cache_path, load_or_build
+from gantrain.rng import isolated_rng
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,6 @@ class SmallClassifier(nn.Module):
         return feats, self.head(feats)
 
 
-def cache_dir(configured: str | None) -> Path:
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gantrain" / "classifiers"
-
-
 def input_pool(dataset: str, image_size: int) -> int:
     """The classifier's input pooling factor for `dataset` at `image_size` (1: none)."""
     native = NATIVE_SIDE.get(dataset)
@@ -71,10 +66,10 @@ def protocol_key(dataset: str, image_size: int, channels: int, num_classes: int,
     }
 
 
-def cache_file(dataset: str, key: dict[str, Any], folder: str | None = None) -> Path:
-    """The cache file for a classifier trained under `key` (everything that changes its weights)."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_dir(folder) / f"{dataset}-{digest}.pt"
+def cache_file(name: str, key: dict[str, Any], folder: str | None = None) -> Path:
+    """The cache file of metric network `name` trained under `key` (everything that changes its weights), in
+    `folder` (`eval.classifier_cache`) or ~/.cache/gantrain/classifiers."""
+    return cache_path(cache_folder(folder, "classifiers"), name, key)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -141,26 +136,29 @@ def train_classifier(train: InMemoryImages, channels: int, num_classes: int, dev
     )
 
 
-def load_cached(path: Path, net: nn.Module) -> dict[str, Any] | None:
-    """Load `net`'s weights from a metric cache file and return its protocol; None when absent or unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(blob["state_dict"])
-        return blob["protocol"]
-    except Exception as exc:  # a broken cache file is rebuilt, not fatal
-        log.warning("metric network cache %s unreadable (%s); retraining", path, exc)
-        return None
-
-
-def save_cached(path: Path, net: nn.Module, protocol: dict[str, Any]) -> dict[str, Any]:
-    """Write `net` and its protocol (plus a hash of the weights) atomically; returns the protocol written."""
+def net_blob(net: nn.Module, protocol: dict[str, Any], path: Path) -> dict[str, Any]:
+    """What a metric cache file holds: `net`'s weights on the CPU and its protocol, plus a hash of the weights
+    and the file's own name (so a report can say which network measured it)."""
     state = {k: v.cpu() for k, v in net.state_dict().items()}
     digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in state.values())).hexdigest()[:16]
-    protocol = {**protocol, "weights_sha256": digest, "cache_file": str(path)}
-    save_atomic({"state_dict": state, "protocol": protocol}, path)
-    return protocol
+    return {"state_dict": state, "protocol": {**protocol, "weights_sha256": digest, "cache_file": str(path)}}
+
+
+def cached_net(path: Path, build: Callable[[], nn.Module], train: Callable[[], tuple[nn.Module, dict[str, Any]]],
+               device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """(net in eval mode on `device`, its protocol): the weights stored at `path`, or `train()`ed and cached there.
+
+    `build()` makes the empty architecture the weights load into; `train()` returns (net, protocol)."""
+
+    def trained() -> dict[str, Any]:
+        return net_blob(*train(), path)
+
+    def read(blob: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+        net = build()
+        net.load_state_dict(blob["state_dict"])
+        return net.to(device).eval(), blob["protocol"]
+
+    return load_or_build(path, trained, read)
 
 
 @torch.no_grad()
@@ -181,12 +179,12 @@ def load_or_train(dataset: str, train: InMemoryImages, test: InMemoryImages, cha
     key = protocol_key(dataset, train.images.shape[-1], channels, num_classes, len(train))
     path = cache_file(dataset, key, folder)
     pool = key["input_pool"]
-    net = SmallClassifier(channels, num_classes, input_pool=pool)
-    protocol = load_cached(path, net)
-    if protocol is not None:
-        return net.to(device).eval(), protocol
-    log.info("training the %s classifier for metrics (cached at %s)", dataset, path)
-    net = train_classifier(train, channels, num_classes, device, pool)
-    _, logits = classify(net, test.batch(torch.arange(len(test)))["image"], device)
-    accuracy = float((logits.argmax(1) == test.labels.cpu()).float().mean())
-    return net, save_cached(path, net, {**key, "test_accuracy": accuracy})
+
+    def train_net() -> tuple[SmallClassifier, dict[str, Any]]:
+        log.info("training the %s classifier for metrics (cached at %s)", dataset, path)
+        net = train_classifier(train, channels, num_classes, device, pool)
+        _, logits = classify(net, test.batch(torch.arange(len(test)))["image"], device)
+        accuracy = float((logits.argmax(1) == test.labels.cpu()).float().mean())
+        return net, {**key, "test_accuracy": accuracy}
+
+    return cached_net(path, lambda: SmallClassifier(channels, num_classes, input_pool=pool), train_net, device)

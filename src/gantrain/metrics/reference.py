@@ -7,10 +7,8 @@ never silently reused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,18 +17,14 @@ from torch.utils.data import Dataset
 
 from gantrain.data.base import DataSource, InMemorySplit
 from gantrain.errors import GantrainError
+from gantrain.io import cache_path, cache_folder, load_or_build
 from gantrain.metrics.backbones import Backbone
-from gantrain.trainer.checkpoint import save_atomic
 
 log = logging.getLogger(__name__)
 
 REFERENCE_VERSION = 1
 SUBSET_SEED = 0  # which real images when eval.num_real is below the split size
 _IRRELEVANT = {"batch_size", "num_workers", "download"}  # data settings that do not change the images
-
-
-def cache_dir(configured: str | None) -> Path:
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gantrain" / "reference"
 
 
 def real_images(split: InMemorySplit | Dataset, n: int, batch: int = 500) -> torch.Tensor:
@@ -75,16 +69,11 @@ def reference_features(cfg, data: DataSource, backbone: Backbone, split: str,
     total = len(source)
     n = total if cfg.eval.num_real is None else min(int(cfg.eval.num_real), total)
     key = reference_key(cfg, data.info.name, split, n, backbone, domain)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     side = f"{split}{domain or ''}"  # test, or testB for one domain
-    path = cache_dir(cfg.eval.reference_cache) / f"{data.info.name}-{side}-{backbone.name}-{digest}.pt"
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            return blob["features"], {**key, "cache_file": str(path)}
-        except Exception as exc:  # a broken cache file is rebuilt, not fatal
-            log.warning("reference cache %s unreadable (%s); recomputing", path, exc)
-    log.info("computing %s reference features of %s/%s (%d images), cached at %s", backbone.name, data.info.name, split, n, path)
-    feats = backbone.features(real_images(source, n))
-    save_atomic({"features": feats, "key": json.loads(json.dumps(key, default=str))}, path)
-    return feats, {**key, "cache_file": str(path)}
+    path = cache_path(cache_folder(cfg.eval.reference_cache, "reference"), f"{data.info.name}-{side}-{backbone.name}", key)
+
+    def compute() -> dict[str, Any]:
+        log.info("computing %s reference features of %s/%s (%d images), cached at %s", backbone.name, data.info.name, split, n, path)
+        return {"features": backbone.features(real_images(source, n)), "key": json.loads(json.dumps(key, default=str))}
+
+    return load_or_build(path, compute, lambda blob: blob["features"]), {**key, "cache_file": str(path)}

@@ -8,8 +8,6 @@ right), and `attr_real_acc_<name>` (the classifier on real test images: the ceil
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -19,7 +17,7 @@ import torch.nn.functional as F
 
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
-from gantrain.metrics.classifier import SmallClassifier, cache_dir, load_cached, save_cached, train_seeded
+from gantrain.metrics.classifier import SmallClassifier, cache_file, cached_net, train_seeded
 
 if TYPE_CHECKING:
     from gantrain.metrics.evaluator import EvalContext, EvalSetup
@@ -68,17 +66,16 @@ def load_or_train(dataset: str, train: CaptionedImages, test: CaptionedImages, n
                   channels: int, device: torch.device, folder: str | None = None) -> tuple[AttributeClassifier, dict[str, Any]]:
     key = {"dataset": dataset, "image_size": train.images.shape[-1], "channels": channels, "attributes": names,
            "sizes": sizes, "n_train": len(train), "epochs": EPOCHS, "seed": SEED, "version": VERSION}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir(folder) / f"{dataset}-attributes-{digest}.pt"
-    net = AttributeClassifier(channels, sizes)
-    protocol = load_cached(path, net)
-    if protocol is not None:
-        return net.to(device).eval(), protocol
-    log.info("training the %s attribute classifier for metrics (cached at %s)", dataset, path)
-    net = _train(train, channels, sizes, device)
-    pred = predict(net, test.images.float().div(127.5).sub(1.0), device)
-    real_acc = {n: float((pred[:, a] == test.attrs[:, a].cpu()).float().mean()) for a, n in enumerate(names)}
-    return net, save_cached(path, net, {**key, "test_accuracy": real_acc})
+    path = cache_file(f"{dataset}-attributes", key, folder)
+
+    def train_net() -> tuple[AttributeClassifier, dict[str, Any]]:
+        log.info("training the %s attribute classifier for metrics (cached at %s)", dataset, path)
+        net = _train(train, channels, sizes, device)
+        pred = predict(net, test.images.float().div(127.5).sub(1.0), device)
+        real_acc = {n: float((pred[:, a] == test.attrs[:, a].cpu()).float().mean()) for a, n in enumerate(names)}
+        return net, {**key, "test_accuracy": real_acc}
+
+    return cached_net(path, lambda: AttributeClassifier(channels, sizes), train_net, device)
 
 
 class TextToImageMetrics:

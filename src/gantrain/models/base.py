@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.losses import gradient_penalty, make_loss
-from gantrain.trainer.runtime import Runtime
+from gantrain.runtime import Runtime
 
 OptimizerFactory = Callable[[str, Iterable[nn.Parameter]], torch.optim.Optimizer]
 

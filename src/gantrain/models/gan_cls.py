@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages, decode_tokens, encode_captions
 from gantrain.errors import GantrainError
+from gantrain.io import save_atomic
 from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.init import init_weights
 from gantrain.nets.text_conditional import MatchingDiscriminator, TextConditionedGenerator
 from gantrain.nets.text_encoder import WordEncoder
 from gantrain.text import encoders as enc
 from gantrain.text.panel import caption_panel
-from gantrain.trainer.checkpoint import save_atomic
 
 log = logging.getLogger(__name__)
 

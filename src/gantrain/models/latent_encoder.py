@@ -13,7 +13,6 @@ or invert). `gantrain-invert THIS_RUN --method encoder|hybrid` then uses G and E
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
@@ -25,6 +24,7 @@ from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
 from gantrain.nets.encoder import ENCODER_ARCHS, build_encoder
 from gantrain.nets.init import init_weights
+from gantrain.runs import build_model, load_trained
 
 
 class LatentEncoder(GANModel):
@@ -51,45 +51,34 @@ class LatentEncoder(GANModel):
             raise GantrainError(f"unknown model.arch {cfg.arch!r}; choose one of: {', '.join(ENCODER_ARCHS)}")
         if cfg.latent_weight <= 0 and cfg.image_weight <= 0:
             raise GantrainError("model.latent_weight and model.image_weight are both 0: the encoder would learn nothing")
-        generator = self._generator(cfg, info)
-        self.nets["G"] = generator.nets["G"]
+        self.nets["G"], self.gen_cfg = self._generator(cfg, info)
         self.nets["G"].requires_grad_(False)
-        self.gen_cfg = generator.cfg
         self.nets["E"] = build_encoder(cfg.arch, info.channels, info.image_size, self.latent_prior[0], ndf=cfg.ndf,
                                        hidden=list(cfg.hidden), norm=cfg.norm)
         init_weights(self.nets["E"], cfg.init_type, cfg.init_gain)
 
     @staticmethod
-    def _generator(cfg, info: DataInfo) -> GANModel:
-        """The generator family's model: architecture from the stored config, weights from RUN on a fresh start."""
-        from gantrain.config.schema import resolve_target
-
+    def _generator(cfg, info: DataInfo) -> tuple[nn.Module, Any]:
+        """(G, its model config): architecture from the stored config, weights from RUN on a fresh start."""
         if cfg.generator_model is not None:
-            gen_cfg = OmegaConf.create(cfg.generator_model)
-            return resolve_target(gen_cfg._target_)(gen_cfg, info)
+            model = build_model(OmegaConf.create({"model": cfg.generator_model}), info)
+            return model.nets["G"], model.cfg
         if not cfg.generator:
             raise GantrainError("model=latent_encoder needs model.generator=RUN (a run directory or checkpoint with a trained G)")
-        from gantrain.config.schema import validate_config
-        from gantrain.trainer.checkpoint import load_newest_valid
-        from gantrain.trainer.trainer import build_model
-
-        path, ckpt = load_newest_valid(Path(cfg.generator).expanduser())
-        gen_full = validate_config(OmegaConf.create(ckpt["config"]))
-        gen_info = DataInfo.from_dict(ckpt["data_info"])
+        # on the CPU: attaching this run's runtime moves G to its device, and a CPU run must not initialise CUDA
+        model, ema, ckpt, _ = load_trained(cfg.generator, "cpu", prefer_ema=cfg.use_ema)
+        gen_info = model.info
         if (gen_info.channels, gen_info.image_size) != (info.channels, info.image_size):
             raise GantrainError(
                 f"the generator makes {gen_info.channels}x{gen_info.image_size}px images but data={info.name} gives "
                 f"{info.channels}x{info.image_size}px; pick matching data (e.g. data={gen_info.name} data.image_size={gen_info.image_size})"
             )
-        model = build_model(gen_full, info)
-        if "G" not in model.nets or "z_dim" not in gen_full.model:
-            raise GantrainError(f"model={gen_full.model.name} has no single unconditional generator G to encode for")
+        if "G" not in model.nets or "z_dim" not in model.cfg:
+            raise GantrainError(f"model={model.cfg.name} has no single unconditional generator G to encode for")
         if set(model.fixed_inputs(1, torch.Generator().manual_seed(0))) != {"z"}:
-            raise GantrainError(f"model={gen_full.model.name} has a conditional generator; latent_encoder needs an unconditional one")
-        weights = ckpt["ema"]["G"] if cfg.use_ema and ckpt.get("ema") and "G" in ckpt["ema"] else ckpt["nets"]["G"]
-        model.nets["G"].load_state_dict(weights)
-        cfg.generator_model = OmegaConf.to_container(gen_full.model, resolve=True)
-        return model
+            raise GantrainError(f"model={model.cfg.name} has a conditional generator; latent_encoder needs an unconditional one")
+        cfg.generator_model = OmegaConf.to_container(model.cfg, resolve=True)
+        return (ema if ema is not None and "G" in ckpt["ema"] else model.nets)["G"], model.cfg
 
     @property
     def latent_prior(self) -> tuple[int, str]:

@@ -29,8 +29,8 @@ from gantrain.models.base import GANModel, requires_grad
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
-from gantrain.trainer.distributed import local_batch_norm
-from gantrain.trainer.rng import isolated_rng
+from gantrain.rng import isolated_rng
+from gantrain.runtime import local_batch_norm
 
 GAN_MODES = {"vanilla": "bce", "lsgan": "lsgan"}  # the reference's --gan_mode names -> gantrain.losses
 GRID_IMAGES = 8

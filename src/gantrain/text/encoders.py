@@ -22,7 +22,7 @@ import torch
 from gantrain.data.captions import CaptionedImages, decode_tokens
 from gantrain.errors import GantrainError
 from gantrain.nets.text_encoder import ImageEncoder, WordEncoder, matching_contrastive_loss
-from gantrain.trainer.rng import isolated_rng
+from gantrain.rng import isolated_rng
 
 log = logging.getLogger(__name__)
 

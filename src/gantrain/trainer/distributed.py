@@ -191,23 +191,3 @@ def _unique(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
             seen.add(t.data_ptr())
             out.append(t)
     return out
-
-
-def local_batch_norm(net: nn.Module) -> nn.Module:
-    """`net` for a forward on one rank alone: SyncBatchNorm layers (whose train-mode forward waits for every
-    rank) become plain BatchNorm layers sharing the same parameters and buffers; `net` itself if it has none."""
-    if not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
-        return net
-    import copy
-
-    def revert(module: nn.Module) -> nn.Module:
-        if isinstance(module, nn.SyncBatchNorm):
-            plain = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-            plain._parameters, plain._buffers = module._parameters, module._buffers  # shared, not copied
-            plain.train(module.training)
-            return plain
-        out = copy.copy(module)
-        out._modules = {name: revert(child) for name, child in module._modules.items()}
-        return out
-
-    return revert(net)

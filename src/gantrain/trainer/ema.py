@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from gantrain.trainer.rng import isolated_rng
+from gantrain.rng import isolated_rng
 
 
 class EMA:

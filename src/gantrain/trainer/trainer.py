@@ -18,18 +18,16 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import gantrain
-from gantrain.config.schema import resolve_target
-from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.loader import make_batch_stream
 from gantrain.errors import GantrainError, NonFiniteLossError
-from gantrain.models.base import GANModel
-from gantrain.trainer import checkpoint as ckpt_io
+from gantrain.io import link_atomic, save_atomic, write_json_atomic
+from gantrain.rng import isolated_rng, rng_state, seed_everything, set_rng_state
+from gantrain.runs import FORMAT, build_data, build_model, load_nets, prune, snapshot_name
+from gantrain.runtime import Runtime, apply_backend_settings, resolve_device, resolve_precision
 from gantrain.trainer.distributed import DistEnv
 from gantrain.trainer.ema import EMA
 from gantrain.trainer.optim import build_optimizer, build_scheduler
-from gantrain.trainer.rng import isolated_rng, rng_state, seed_everything, set_rng_state
 from gantrain.trainer.run_logger import RunLogger
-from gantrain.trainer.runtime import Runtime, apply_backend_settings, resolve_device, resolve_precision
 
 log = logging.getLogger("gantrain")
 
@@ -40,17 +38,6 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int, path: Path) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint saved to {path}")
         self.signum, self.path = signum, path
-
-
-def build_model(cfg: DictConfig, info: DataInfo) -> GANModel:
-    cls = resolve_target(cfg.model._target_)
-    return cls(cfg.model, info)
-
-
-def build_data(cfg: DictConfig, device: torch.device | None = None) -> DataSource:
-    cls = resolve_target(cfg.data._target_)
-    data = cls(cfg.data, seed=cfg.seed)
-    return data.on_device(device) if device is not None else data
 
 
 class Trainer:
@@ -155,7 +142,7 @@ class Trainer:
         """
         nets = {name: self.dist.unwrap(net).state_dict() for name, net in self.model.nets.items()}
         return {
-            "format": ckpt_io.FORMAT,
+            "format": FORMAT,
             "gantrain_version": gantrain.__version__,
             "model_name": self.cfg.model.name,
             "config": OmegaConf.to_container(self.cfg, resolve=True),
@@ -184,20 +171,7 @@ class Trainer:
         return {"rng": [s["rng"] for s in states], "extra": [s["extra"] for s in states]}
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        if ckpt["model_name"] != self.cfg.model.name:
-            raise GantrainError(
-                f"the checkpoint is from model={ckpt['model_name']} but this run is model={self.cfg.model.name}; "
-                f"pass model={ckpt['model_name']} or another checkpoint"
-            )
-        for name, net in self.model.nets.items():
-            if name not in ckpt["nets"]:
-                raise GantrainError(f"the checkpoint has no network {name!r}; it was written by another model configuration")
-            missing, unexpected = net.load_state_dict(ckpt["nets"][name], strict=False)
-            if missing or unexpected:
-                raise GantrainError(
-                    f"network {name} does not match the checkpoint (missing keys: {list(missing)[:3]}, unexpected: "
-                    f"{list(unexpected)[:3]}); the architecture settings differ from the run that wrote it"
-                )
+        load_nets(self.model, ckpt)
         for name, opt in self.model.optimizers.items():
             opt.load_state_dict(_keep_kernel_flags(opt, ckpt["optimizers"][name]))
         for name, sched in self.schedulers.items():
@@ -222,13 +196,13 @@ class Trainer:
         if not self.dist.is_main:
             return None
         state = self.state_dict(per_rank)
-        path = self.ckpt_dir / ckpt_io.snapshot_name(self.step)
-        ckpt_io.save_atomic(state, path)
-        ckpt_io.link_atomic(path, self.ckpt_dir / "last.pt")
+        path = self.ckpt_dir / snapshot_name(self.step)
+        save_atomic(state, path)
+        link_atomic(path, self.ckpt_dir / "last.pt")
         if also_best:
-            ckpt_io.link_atomic(path, self.ckpt_dir / "best.pt")
+            link_atomic(path, self.ckpt_dir / "best.pt")
         protect = {(self.ckpt_dir / "best.pt").resolve()} if (self.ckpt_dir / "best.pt").exists() else set()
-        ckpt_io.prune(self.ckpt_dir, self.cfg.trainer.keep_last, protect)
+        prune(self.ckpt_dir, self.cfg.trainer.keep_last, protect)
         self._last_good = path
         return path
 
@@ -282,7 +256,7 @@ class Trainer:
             scalars["time/eval_s"] = self.evaluator.protocol["seconds"]
         self.logger.scalars(self.step, scalars)
         if self.dist.is_main:  # the protocol behind the numbers just logged (feature net, hashes, counts, seed)
-            ckpt_io.write_json_atomic({"metrics": metrics, "protocol": self.evaluator.protocol}, self.run_dir / "eval_last.json")
+            write_json_atomic({"metrics": metrics, "protocol": self.evaluator.protocol}, self.run_dir / "eval_last.json")
         return metrics
 
     def _is_better(self, metrics: dict[str, float]) -> bool:

@@ -1,4 +1,7 @@
-"""Device, precision and the optimiser step with grad scaling: what a family needs from the hardware."""
+"""Device, precision and the optimiser step with grad scaling: what a family needs from the hardware.
+
+It sits below the families (they step their optimisers through `Runtime.update`), so it imports nothing of
+gantrain but the errors; `torch.distributed` set-up lives in trainer/distributed.py."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+import torch.nn as nn
 
 from gantrain.errors import GantrainError
 
@@ -129,3 +133,23 @@ class Runtime:
             scaler = self.scaler(name)
             if scaler is not None:
                 scaler.load_state_dict(s)
+
+
+def local_batch_norm(net: nn.Module) -> nn.Module:
+    """`net` for a forward on one rank alone: SyncBatchNorm layers (whose train-mode forward waits for every
+    rank) become plain BatchNorm layers sharing the same parameters and buffers; `net` itself if it has none."""
+    if not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
+        return net
+    import copy
+
+    def revert(module: nn.Module) -> nn.Module:
+        if isinstance(module, nn.SyncBatchNorm):
+            plain = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+            plain._parameters, plain._buffers = module._parameters, module._buffers  # shared, not copied
+            plain.train(module.training)
+            return plain
+        out = copy.copy(module)
+        out._modules = {name: revert(child) for name, child in module._modules.items()}
+        return out
+
+    return revert(net)
