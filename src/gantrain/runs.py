@@ -124,11 +124,17 @@ def load_nets(model: Any, ckpt: dict[str, Any]) -> None:
     for name, net in model.nets.items():
         if name not in ckpt["nets"]:
             raise GantrainError(f"the checkpoint has no network {name!r}; it was written by another model configuration")
-        missing, unexpected = net.load_state_dict(ckpt["nets"][name], strict=False)
+        differ = "the architecture settings differ from the run that wrote it"
+        try:
+            missing, unexpected = net.load_state_dict(ckpt["nets"][name], strict=False)
+        except RuntimeError as exc:  # the same keys with other shapes: a width or size setting changed
+            lines = [line.strip() for line in str(exc).splitlines()]
+            detail = next((line for line in lines if line.startswith("size mismatch")), lines[0])
+            raise GantrainError(f"network {name} does not match the checkpoint ({detail[:200]}); {differ}") from None
         if missing or unexpected:
             raise GantrainError(
                 f"network {name} does not match the checkpoint (missing keys: {list(missing)[:3]}, unexpected: "
-                f"{list(unexpected)[:3]}); the architecture settings differ from the run that wrote it"
+                f"{list(unexpected)[:3]}); {differ}"
             )
 
 
