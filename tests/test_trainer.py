@@ -12,7 +12,8 @@ from conftest import TINY, compose_cfg
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError, NonFiniteLossError
 from gantrain.trainer import checkpoint as ckpt_io
-from gantrain.trainer.trainer import Trainer, TrainingInterrupted
+from gantrain.trainer.signals import TrainingInterrupted
+from gantrain.trainer.trainer import Trainer
 
 
 def train(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
@@ -41,9 +42,9 @@ def test_resume_gives_bitwise_identical_weights(tiny_cfg, tmp_path, loss, augmen
     extra = [f"model.loss={loss}", f"model.augment='{augment}'", "model.norm_D=none", "model.d_steps=2", "trainer.ema.decay=0.9"]
     full = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "full")
     half = train(tiny_cfg(extra + ["trainer.max_steps=4"]), tmp_path / "half")
-    assert half.step == 4
+    assert half.progress.step == 4
     resumed = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "half", resume=tmp_path / "half")
-    assert resumed.step == 8
+    assert resumed.progress.step == 8
     assert_same_state(full, resumed)
     for name in full.ema.nets:
         for k, v in full.ema.nets[name].state_dict().items():
@@ -55,7 +56,7 @@ def test_resume_across_epoch_boundary(tiny_cfg, tmp_path):
     full = train(tiny_cfg(["trainer.max_steps=100", "trainer.ckpt_every=0", "model.ngf=4", "model.ndf=4"]), tmp_path / "a")
     train(tiny_cfg(["trainer.max_steps=93", "trainer.ckpt_every=0", "model.ngf=4", "model.ndf=4"]), tmp_path / "b")
     resumed = train(tiny_cfg(["trainer.max_steps=100", "model.ngf=4", "model.ndf=4"]), tmp_path / "b", resume=tmp_path / "b")
-    assert resumed.epoch == full.epoch == 1
+    assert resumed.progress.epoch == full.progress.epoch == 1
     assert_same_state(full, resumed)
 
 
@@ -113,7 +114,7 @@ def test_sigterm_saves_and_reports(tiny_cfg, tmp_path):
 
     def step_then_signal(batch, i):
         if i == 2:
-            trainer._on_signal(signal.SIGTERM, None)
+            trainer.signals.handle(signal.SIGTERM, None)
         return step(batch, i)
 
     trainer.model.train_step = step_then_signal
