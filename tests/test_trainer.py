@@ -10,6 +10,8 @@ import torch
 
 from conftest import TINY, compose_cfg
 from gantrain.config.schema import validate_config
+from gantrain.data.base import InMemoryImages
+from gantrain.data.loader import make_batch_stream
 from gantrain.errors import GantrainError, NonFiniteLossError
 from gantrain.trainer import checkpoint as ckpt_io
 from gantrain.trainer.signals import TrainingInterrupted
@@ -144,3 +146,32 @@ def test_nonfinite_loss_stops_with_step_and_checkpoint(tiny_cfg, tmp_path):
 def test_linear_decay_schedule_reaches_zero(tiny_cfg, tmp_path):
     t = train(tiny_cfg(["optim.schedule=linear_decay", "optim.decay_steps=2"]), tmp_path)
     assert t.schedulers["G"].get_last_lr()[0] == pytest.approx(0.0)
+
+
+def test_cross_epoch_batches_resume_mid_epoch():
+    """The loop's one iterator: (epoch, index, batch) across epochs, the per-epoch batches in order, from any position."""
+    data = InMemoryImages(torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 1, 2, 2).contiguous(),
+                          torch.arange(12))
+    stream = make_batch_stream(data, batch_size=4, seed=3, device=torch.device("cpu"))
+    per_epoch = [(e, i, b["label"].tolist()) for e in range(3) for i, b in enumerate(stream.epoch(e))]
+    batches = stream.batches()
+    assert [(e, i, b["label"].tolist()) for e, i, b in (next(batches) for _ in range(9))] == per_epoch
+    resumed = stream.batches(1, 3)  # an epoch's end (3 of 3 batches done): the next batch opens epoch 2
+    assert [(e, i, b["label"].tolist()) for e, i, b in (next(resumed) for _ in range(2))] == per_epoch[6:8]
+    mid = stream.batches(0, 2)
+    assert [(e, i) for e, i, _ in (next(mid) for _ in range(2))] == [(0, 2), (1, 0)]
+
+
+def test_state_dict_only_reads(tiny_cfg, tmp_path):
+    """`state_dict()` runs no generator: stale EMA batch-norm statistics stay as they are until `refresh_ema`."""
+    trainer = Trainer(validate_config(tiny_cfg(["trainer.ema.decay=0.9", "trainer.ema.bn_batches=2"])), tmp_path)
+    trainer.setup()
+    trainer.ema.update(trainer.model.nets, 1)
+    before = {k: v.clone() for k, v in trainer.ema.nets["G"].state_dict().items()}
+    calls = []
+    trainer.model.sample_grids = lambda *args: calls.append(args)
+    state = trainer.state_dict()
+    assert not calls and trainer.ema.stale
+    assert all(torch.equal(v, state["ema"]["G"][k]) for k, v in before.items())
+    trainer.refresh_ema()
+    assert len(calls) == 2 and not trainer.ema.stale
