@@ -151,7 +151,7 @@ def count_step_syncs(trainer: Trainer, counter: SyncCounter) -> list[int]:
     the counts of intervals whose step is no log, sample or checkpoint step (those read values on purpose).
     The trainer's per-step finiteness check on a single CPU process (free there) is not counted."""
     tcfg, plain = trainer.cfg.trainer, []
-    step_fn, check_fn = trainer.model.train_step, trainer._check_finite
+    step_fn, check_fn = trainer.model.train_step, trainer.meter.check
     state = {"start": None, "step": None}
 
     def special(step: int) -> bool:
@@ -177,7 +177,7 @@ def count_step_syncs(trainer: Trainer, counter: SyncCounter) -> list[int]:
 
     trainer.model.train_step = counted_step
     if trainer.rt.device.type == "cpu":
-        trainer._check_finite = uncounted_check
+        trainer.meter.check = uncounted_check
     return plain
 
 

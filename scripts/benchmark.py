@@ -43,16 +43,10 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, float | 
         trainer = Trainer(cfg, Path(tmp))
         trainer.setup()
         device = trainer.rt.device
-        batches = iter(())
-        epoch = 0
+        batches = trainer.stream.batches()
 
         def next_batch():
-            nonlocal batches, epoch
-            for batch in batches:
-                return batch
-            batches = trainer.stream.epoch(epoch)
-            epoch += 1
-            return next(batches)
+            return next(batches)[2]
 
         for i in range(warmup):
             trainer.model.train_step(next_batch(), i)

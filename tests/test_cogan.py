@@ -51,7 +51,7 @@ def test_cogan_default_shares_all_but_the_domain_layers_and_trains(tmp_path):
     assert G.shared_blocks == 2 and D.shared_blocks == 2  # 16 px: 3 blocks each
     before = {k: v.clone() for k, v in G.state_dict().items()}
     metrics = trainer.fit()
-    assert trainer.step == 2 and metrics == {}  # eval disabled by TINY
+    assert trainer.progress.step == 2 and metrics == {}  # eval disabled by TINY
     assert any(not torch.equal(v, G.state_dict()[k]) for k, v in before.items() if k.startswith("shared"))
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert {"loss/D_A", "loss/D_B", "loss/G_A", "loss/G_B"} <= set(log[-1])

@@ -18,7 +18,8 @@ from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
 from gantrain import runtime
 from gantrain.trainer.distributed import DistEnv
-from gantrain.trainer.trainer import Trainer, _keep_kernel_flags
+from gantrain.trainer.state import keep_kernel_flags
+from gantrain.trainer.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("acceptance", ROOT / "scripts" / "acceptance.py")
@@ -162,7 +163,7 @@ def test_single_rank_nets_keep_plain_batch_norm(tmp_path):
                       tmp_path / "dcgan", ConvertingDist())
     trainer.setup()
     assert has_sync(trainer.model.nets) and not has_sync(trainer.ema.nets)
-    trainer._refresh_ema_batch_norm()  # SyncBatchNorm has no CPU kernel: this would raise on a SyncBatchNorm
+    trainer.refresh_ema()  # SyncBatchNorm has no CPU kernel: this would raise on a SyncBatchNorm
     pix = Trainer(cfg_for("pix2pix", ["trainer.sync_batchnorm=true", "trainer.max_steps=1"]), tmp_path / "pix", ConvertingDist())
     pix.setup()
     assert has_sync(pix.model.nets["G"])
@@ -193,7 +194,7 @@ def test_resume_keeps_this_runs_fused_adam():
     p.grad = torch.ones(3)
     plain.step()
     fused = torch.optim.Adam([p], fused=True)
-    fused.load_state_dict(_keep_kernel_flags(fused, plain.state_dict()))
+    fused.load_state_dict(keep_kernel_flags(fused, plain.state_dict()))
     assert fused.param_groups[0]["fused"] is True
     fused.step()
 

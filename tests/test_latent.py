@@ -76,7 +76,7 @@ def test_stochastic_encoder_samples_in_training_and_gives_mean_in_eval():
 def test_bigan_trains_end_to_end_with_latent_metrics(tmp_path, classifier_cache):
     trainer = train(BIGAN + ["model.encoder=stochastic", "model.d_dropout=0.2", "eval.at_end=true",
                              "eval.metrics=[reconstruction]", "eval.num_samples=64"], tmp_path / "bigan")
-    assert trainer.step == 4
+    assert trainer.progress.step == 4
     metrics = json.loads((tmp_path / "bigan" / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("eval/recon_mse", "eval/recon_ratio", "eval/latent_mse", "eval/sample_recon_mse"):
         assert key in metrics and np.isfinite(metrics[key])

@@ -90,7 +90,7 @@ def test_every_family_resumes_bitwise(family, tmp_path):
     for name in ("last.pt", runs.snapshot_name(4)):
         (tmp_path / "halves" / "checkpoints" / name).unlink()
     resumed = train(overrides + ["trainer.max_steps=4"], tmp_path / "halves", resume=True)
-    assert resumed.step == 4
+    assert resumed.progress.step == 4
     ckpt = last(tmp_path / "straight")
     if family in ("gan", "dcgan", "cgan", "acgan", "gan_cls", "bigan", "cogan"):
         assert ckpt["ema"], "the EMA generators are part of what is compared"

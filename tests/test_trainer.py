@@ -11,8 +11,11 @@ import torch
 from conftest import TINY, compose_cfg
 from gantrain import runs
 from gantrain.config.schema import validate_config
+from gantrain.data.base import InMemoryImages
+from gantrain.data.loader import make_batch_stream
 from gantrain.errors import GantrainError, NonFiniteLossError
-from gantrain.trainer.trainer import Trainer, TrainingInterrupted
+from gantrain.trainer.signals import TrainingInterrupted
+from gantrain.trainer.trainer import Trainer
 
 
 def train(cfg, run_dir: Path, resume: Path | None = None) -> Trainer:
@@ -41,9 +44,9 @@ def test_resume_gives_bitwise_identical_weights(tiny_cfg, tmp_path, loss, augmen
     extra = [f"model.loss={loss}", f"model.augment='{augment}'", "model.norm_D=none", "model.d_steps=2", "trainer.ema.decay=0.9"]
     full = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "full")
     half = train(tiny_cfg(extra + ["trainer.max_steps=4"]), tmp_path / "half")
-    assert half.step == 4
+    assert half.progress.step == 4
     resumed = train(tiny_cfg(extra + ["trainer.max_steps=8"]), tmp_path / "half", resume=tmp_path / "half")
-    assert resumed.step == 8
+    assert resumed.progress.step == 8
     assert_same_state(full, resumed)
     for name in full.ema.nets:
         for k, v in full.ema.nets[name].state_dict().items():
@@ -55,7 +58,7 @@ def test_resume_across_epoch_boundary(tiny_cfg, tmp_path):
     full = train(tiny_cfg(["trainer.max_steps=100", "trainer.ckpt_every=0", "model.ngf=4", "model.ndf=4"]), tmp_path / "a")
     train(tiny_cfg(["trainer.max_steps=93", "trainer.ckpt_every=0", "model.ngf=4", "model.ndf=4"]), tmp_path / "b")
     resumed = train(tiny_cfg(["trainer.max_steps=100", "model.ngf=4", "model.ndf=4"]), tmp_path / "b", resume=tmp_path / "b")
-    assert resumed.epoch == full.epoch == 1
+    assert resumed.progress.epoch == full.progress.epoch == 1
     assert_same_state(full, resumed)
 
 
@@ -113,7 +116,7 @@ def test_sigterm_saves_and_reports(tiny_cfg, tmp_path):
 
     def step_then_signal(batch, i):
         if i == 2:
-            trainer._on_signal(signal.SIGTERM, None)
+            trainer.signals.handle(signal.SIGTERM, None)
         return step(batch, i)
 
     trainer.model.train_step = step_then_signal
@@ -143,3 +146,32 @@ def test_nonfinite_loss_stops_with_step_and_checkpoint(tiny_cfg, tmp_path):
 def test_linear_decay_schedule_reaches_zero(tiny_cfg, tmp_path):
     t = train(tiny_cfg(["optim.schedule=linear_decay", "optim.decay_steps=2"]), tmp_path)
     assert t.schedulers["G"].get_last_lr()[0] == pytest.approx(0.0)
+
+
+def test_cross_epoch_batches_resume_mid_epoch():
+    """The loop's one iterator: (epoch, index, batch) across epochs, the per-epoch batches in order, from any position."""
+    data = InMemoryImages(torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 1, 2, 2).contiguous(),
+                          torch.arange(12))
+    stream = make_batch_stream(data, batch_size=4, seed=3, device=torch.device("cpu"))
+    per_epoch = [(e, i, b["label"].tolist()) for e in range(3) for i, b in enumerate(stream.epoch(e))]
+    batches = stream.batches()
+    assert [(e, i, b["label"].tolist()) for e, i, b in (next(batches) for _ in range(9))] == per_epoch
+    resumed = stream.batches(1, 3)  # an epoch's end (3 of 3 batches done): the next batch opens epoch 2
+    assert [(e, i, b["label"].tolist()) for e, i, b in (next(resumed) for _ in range(2))] == per_epoch[6:8]
+    mid = stream.batches(0, 2)
+    assert [(e, i) for e, i, _ in (next(mid) for _ in range(2))] == [(0, 2), (1, 0)]
+
+
+def test_state_dict_only_reads(tiny_cfg, tmp_path):
+    """`state_dict()` runs no generator: stale EMA batch-norm statistics stay as they are until `refresh_ema`."""
+    trainer = Trainer(validate_config(tiny_cfg(["trainer.ema.decay=0.9", "trainer.ema.bn_batches=2"])), tmp_path)
+    trainer.setup()
+    trainer.ema.update(trainer.model.nets, 1)
+    before = {k: v.clone() for k, v in trainer.ema.nets["G"].state_dict().items()}
+    calls = []
+    trainer.model.sample_grids = lambda *args: calls.append(args)
+    state = trainer.state_dict()
+    assert not calls and trainer.ema.stale
+    assert all(torch.equal(v, state["ema"]["G"][k]) for k, v in before.items())
+    trainer.refresh_ema()
+    assert len(calls) == 2 and not trainer.ema.stale

@@ -106,7 +106,7 @@ def test_missing_inception_weights_stop_a_photo_run_before_training(tmp_path):
         trainer.setup()
     message = str(exc.value)
     assert message.startswith("the Inception-v3 weights for FID/KID/IS are missing") and "\n" not in message
-    assert trainer.step == 0 and not (tmp_path / "run" / "checkpoints").exists()
+    assert trainer.progress.step == 0 and not (tmp_path / "run" / "checkpoints").exists()
 
 
 def _random_inception_weights(path: Path, monkeypatch) -> None:

@@ -198,7 +198,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")
 def train(cfg: DictConfig) -> float | None:
-    from gantrain.trainer.trainer import TrainingInterrupted
+    from gantrain.trainer.signals import TrainingInterrupted
 
     try:
         metrics = run(cfg)

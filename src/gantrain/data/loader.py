@@ -12,6 +12,7 @@ Item j of batch b also has a fixed key (`item_keys`), from which every random ch
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from typing import Any, Iterator
 
 import torch
@@ -79,6 +80,15 @@ class BatchStream:
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
+        """`(epoch, index, batch)` from batch `start` of `epoch` on, across epochs without end: one iterator
+        for a whole run, resumable mid-epoch. Closing it closes the current epoch (stopping stream workers)."""
+        while True:
+            with closing(self.epoch(epoch, start)) as batches:
+                for index, batch in enumerate(batches, start):
+                    yield epoch, index, batch
+            epoch, start = epoch + 1, 0
 
 
 class TensorBatchStream(BatchStream):

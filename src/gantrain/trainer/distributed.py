@@ -144,9 +144,6 @@ class DistEnv:
     def unwrap(net: nn.Module) -> nn.Module:
         return getattr(net, "module", net)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Batch order is a pure function of (seed, epoch, rank): nothing to tell a sampler."""
-
     def all_reduce_mean(self, t: torch.Tensor) -> torch.Tensor:
         if not self.active:
             return t

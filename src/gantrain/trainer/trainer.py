@@ -1,63 +1,88 @@
 """The one training loop every family runs through.
 
-It owns devices, precision, seeding, the data position, LR schedules, generator EMA, checkpoints, logging,
-periodic samples and evaluation; the family (a `GANModel`) owns only its nets, optimisers and step.
+The `Trainer` wires the pieces and owns the loop: devices and precision (`runtime`), seeding (`rng`), the data
+position (one cross-epoch batch iterator), LR schedules, generator EMA, the checkpointed state (`state`), the
+checkpoint folder (`checkpointing`), loss metering (`metering`), stop signals (`signals`), periodic samples and
+evaluation. The family (a `GANModel`) owns only its nets, optimisers and step.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import time
 import warnings
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-import gantrain
 from gantrain.data.loader import make_batch_stream
-from gantrain.errors import GantrainError, NonFiniteLossError
-from gantrain.io import link_atomic, save_atomic, write_json_atomic
-from gantrain.rng import isolated_rng, rng_state, seed_everything, set_rng_state
-from gantrain.runs import FORMAT, build_data, build_model, load_nets, prune, snapshot_name
+from gantrain.io import write_json_atomic
+from gantrain.rng import isolated_rng, seed_everything
+from gantrain.runs import build_data, build_model
 from gantrain.runtime import Runtime, apply_backend_settings, resolve_device, resolve_precision
+from gantrain.trainer.checkpointing import Checkpointer, KeepBest
 from gantrain.trainer.distributed import DistEnv
 from gantrain.trainer.ema import EMA
+from gantrain.trainer.metering import LossMeter
 from gantrain.trainer.optim import build_optimizer, build_scheduler
 from gantrain.trainer.run_logger import RunLogger
+from gantrain.trainer.signals import StopSignals
+from gantrain.trainer.state import Progress, TrainingState
 
 log = logging.getLogger("gantrain")
 
 
-class TrainingInterrupted(Exception):
-    """Raised after SIGINT/SIGTERM once the checkpoint is safely on disk."""
-
-    def __init__(self, signum: int, path: Path) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}; checkpoint saved to {path}")
-        self.signum, self.path = signum, path
+def _every(period: int | None, step: int) -> bool:
+    """True at the multiples of `period` (never for 0/None: the action is off)."""
+    return bool(period) and step % period == 0
 
 
 class Trainer:
+    """`Trainer(cfg, run_dir).setup(ckpt)` builds (or resumes) a run; `fit()` trains it to the end."""
+
     def __init__(self, cfg: DictConfig, run_dir: Path, dist: DistEnv | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
         self.dist = dist or DistEnv.from_env()
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.images_seen = 0
-        self.best: dict[str, Any] = {"value": None, "step": None}
-        self._signal: int | None = None
-        self._last_good: Path | None = None
+        self.progress = Progress()
+        self.best = KeepBest(cfg.eval.monitor, cfg.eval.mode)
+        self.checkpoints = Checkpointer(self.run_dir / "checkpoints", cfg.trainer.keep_last)
+        self.signals = StopSignals()
+        self.metrics: dict[str, float] = {}  # the latest evaluation's, returned by `fit`
 
     # ------------------------------------------------------------------ set-up
     def setup(self, resume_ckpt: dict[str, Any] | None = None) -> None:
-        cfg, tcfg = self.cfg, self.cfg.trainer
-        seed_everything(cfg.seed + self.dist.rank)
+        """Build everything, resuming `resume_ckpt` if given. The order is part of reproducibility: seeding
+        first, then anything that draws from the training RNG, and side work under `isolated_rng`."""
+        device = self._init_runtime()
+        self._build_data_and_model(device)
+        self._build_optimisation(device)
+        tcfg = self.cfg.trainer
+        if tcfg.sync_batchnorm:  # after the EMA copies: they run on rank 0 alone, so they keep plain BatchNorm
+            self.dist.convert_sync_batchnorm(self.model.nets, device)
+        self.state = TrainingState(
+            self.cfg, self.info, self.model, self.schedulers, self.ema, self.rt, self.dist, self.best, self.progress
+        )
+        if resume_ckpt is not None:
+            self.state.load_state_dict(resume_ckpt)
+        self.dist.wrap(self.model)
+        if tcfg.compile:
+            self._compile_nets()
+        # a CPU single process checks every step (no device sync to avoid); ranks agree only at log steps
+        every_step = device.type == "cpu" and self.dist.world == 1
+        self.meter = LossMeter(self.dist, tcfg.stop_on_nonfinite, every_step, self.progress.step)
+        self.fixed = self.model.fixed_inputs(tcfg.num_sample_images, torch.Generator().manual_seed(self.cfg.seed))
+        self._build_evaluation_and_logging(device)
+
+    def _init_runtime(self) -> torch.device:
+        """Seeds, threads, determinism and backend flags; the device and precision this rank trains with."""
+        tcfg = self.cfg.trainer
+        seed_everything(self.cfg.seed + self.dist.rank)
         if tcfg.num_threads:
             torch.set_num_threads(int(tcfg.num_threads))
         if tcfg.deterministic:
@@ -65,6 +90,10 @@ class Trainer:
         device = self.dist.device(resolve_device(tcfg.device))
         apply_backend_settings(device, tcfg.cudnn_benchmark, tcfg.matmul_precision, tcfg.deterministic)
         self.rt = Runtime(device, resolve_precision(tcfg.precision, device), tcfg.channels_last)
+        return device
+
+    def _build_data_and_model(self, device: torch.device) -> None:
+        cfg = self.cfg
         self.data = build_data(cfg, device)
         self.info = self.data.info
         self.model = build_model(cfg, self.info)
@@ -85,26 +114,24 @@ class Trainer:
         self.steps_per_epoch = len(self.stream)
         self.model.steps_per_epoch = self.steps_per_epoch
         self.total_steps = self._total_steps()
+
+    def _build_optimisation(self, device: torch.device) -> None:
+        """The family's optimisers, one LR schedule each, and the generators' EMA (if `trainer.ema.decay`)."""
+        cfg, ema = self.cfg, self.cfg.trainer.ema
         self.model.configure_optimizers(lambda name, params: build_optimizer(name, params, cfg.optim, device))
         self.schedulers = {
             name: build_scheduler(opt, cfg.optim, self.total_steps, self.steps_per_epoch)
             for name, opt in self.model.optimizers.items()
         }
         self.ema = None
-        if tcfg.ema.decay is not None:
+        if ema.decay is not None:
             gens = {n: self.model.nets[n] for n in self.model.generator_names}
-            self.ema = EMA(gens, tcfg.ema.decay, tcfg.ema.start_step, tcfg.ema.every, tcfg.ema.bn_batches)
-        if tcfg.sync_batchnorm:  # after the EMA copies: they run on rank 0 alone, so they keep plain BatchNorm
-            self.dist.convert_sync_batchnorm(self.model.nets, device)
-        if resume_ckpt is not None:
-            self.load_state_dict(resume_ckpt)
-        self.dist.wrap(self.model)
-        if tcfg.compile:
-            self._compile_nets()
-        gen = torch.Generator().manual_seed(cfg.seed)
-        self.fixed = self.model.fixed_inputs(tcfg.num_sample_images, gen)
+            self.ema = EMA(gens, ema.decay, ema.start_step, ema.every, ema.bn_batches)
+
+    def _build_evaluation_and_logging(self, device: torch.device) -> None:
         from gantrain.metrics.evaluator import Evaluator
 
+        cfg = self.cfg
         self.eval_enabled = bool(cfg.eval.metrics)
         # rank 0 computes the metrics and broadcasts them: the other ranks need no feature nets or references
         with isolated_rng():  # building metric nets (or training them on first use) leaves training untouched
@@ -135,98 +162,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self, per_rank: dict[str, list[Any]] | None = None) -> dict[str, Any]:
-        """Everything needed to continue exactly, in types `torch.load(weights_only=True)` accepts.
-
-        `per_rank` (from `_gather_rank_state`, under torchrun) adds every rank's RNG and family state, so each
-        rank resumes its own random stream and image pool; `rng`/`extra` stay rank 0's.
-        """
-        nets = {name: self.dist.unwrap(net).state_dict() for name, net in self.model.nets.items()}
-        return {
-            "format": FORMAT,
-            "gantrain_version": gantrain.__version__,
-            "model_name": self.cfg.model.name,
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "data_info": self.info.to_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "images_seen": self.images_seen,
-            "world_size": self.dist.world,
-            "nets": nets,
-            "ema": self._ema_state(),
-            "optimizers": {n: o.state_dict() for n, o in self.model.optimizers.items()},
-            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
-            "scalers": self.rt.state_dict(),
-            "rng": rng_state(),
-            "extra": self.model.extra_state(),
-            "best": dict(self.best),
-            "per_rank": per_rank,
-        }
-
-    def _gather_rank_state(self) -> dict[str, list[Any]] | None:
-        """Collective: every rank's RNG state and family extra state (None in a single process)."""
-        if self.dist.world == 1:
-            return None
-        states = self.dist.gather_object({"rng": rng_state(), "extra": self.model.extra_state()})
-        return {"rng": [s["rng"] for s in states], "extra": [s["extra"] for s in states]}
-
-    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        load_nets(self.model, ckpt)
-        for name, opt in self.model.optimizers.items():
-            opt.load_state_dict(_keep_kernel_flags(opt, ckpt["optimizers"][name]))
-        for name, sched in self.schedulers.items():
-            sched.load_state_dict(ckpt["schedulers"][name])
-        if self.ema is not None and ckpt.get("ema"):
-            self.ema.load_state_dict(ckpt["ema"])
-        self.rt.load_state_dict(ckpt.get("scalers", {}))
-        same_world = ckpt.get("world_size", 1) == self.dist.world
-        per_rank = ckpt.get("per_rank") if same_world else None
-        self.model.load_extra_state(per_rank["extra"][self.dist.rank] if per_rank else ckpt.get("extra", {}))
-        self.step, self.epoch = ckpt["step"], ckpt["epoch"]
-        self.batch_in_epoch, self.images_seen = ckpt["batch_in_epoch"], ckpt.get("images_seen", 0)
-        self.best = ckpt.get("best", self.best)
-        if same_world:
-            set_rng_state(per_rank["rng"][self.dist.rank] if per_rank else ckpt["rng"])
-        else:
-            log.warning("checkpoint was written with %s ranks, now %s: RNG streams restart", ckpt.get("world_size"), self.dist.world)
+        """What a checkpoint of the run holds now (reads only; see `TrainingState.state_dict`)."""
+        return self.state.state_dict(per_rank)
 
     def save(self, also_best: bool = False) -> Path | None:
-        """Called on every rank (it gathers per-rank state); rank 0 writes."""
-        per_rank = self._gather_rank_state()
+        """Called on every rank (it gathers per-rank state); rank 0 refreshes the EMA statistics and writes."""
+        per_rank = self.state.gather_rank_state()
         if not self.dist.is_main:
             return None
-        state = self.state_dict(per_rank)
-        path = self.ckpt_dir / snapshot_name(self.step)
-        save_atomic(state, path)
-        link_atomic(path, self.ckpt_dir / "last.pt")
-        if also_best:
-            link_atomic(path, self.ckpt_dir / "best.pt")
-        protect = {(self.ckpt_dir / "best.pt").resolve()} if (self.ckpt_dir / "best.pt").exists() else set()
-        prune(self.ckpt_dir, self.cfg.trainer.keep_last, protect)
-        self._last_good = path
-        return path
+        self.refresh_ema()
+        return self.checkpoints.write(self.state.state_dict(per_rank), self.progress.step, also_best)
 
-    # ------------------------------------------------------------------ helpers
-    def _sample_nets(self):
+    # ------------------------------------------------------------------ EMA, samples, evaluation
+    def refresh_ema(self) -> None:
+        """Standing BN statistics for the EMA generators, from batches of the inputs the sample grids use. Done
+        before the EMA nets are sampled, evaluated or saved; a no-op while they are current."""
         if self.ema is None:
-            return None
-        self._refresh_ema_batch_norm()
-        return self.ema.nets
-
-    def _ema_state(self) -> dict | None:
-        if self.ema is None:
-            return None
-        self._refresh_ema_batch_norm()
-        return self.ema.state_dict()
-
-    def _refresh_ema_batch_norm(self) -> None:
-        """Standing BN statistics for the EMA generators, from batches of the inputs the sample grids use."""
+            return
         batch = self.cfg.data.batch_size
 
         def run_generators(i: int) -> None:
             self.model.sample_grids(self.model.fixed_inputs(batch, torch.Generator().manual_seed(i)), self.ema.nets)
 
         self.ema.refresh_batch_norm(run_generators)
+
+    def _sample_nets(self) -> nn.ModuleDict | None:
+        """The nets samples and metrics use: the refreshed EMA generators, or None for the live ones."""
+        self.refresh_ema()
+        return self.ema.nets if self.ema is not None else None
 
     def log_samples(self) -> None:
         if not self.dist.is_main:
@@ -237,182 +200,130 @@ class Trainer:
                 grids = self.model.sample_grids(self.fixed, self._sample_nets())
         finally:
             self.model.nets.train()
-        self.logger.images(self.step, grids, self.model.grid_rows())
+        self.logger.images(self.progress.step, grids, self.model.grid_rows())
 
     def evaluate(self) -> dict[str, float]:
         if not self.eval_enabled:
             return {}
-        metrics: dict[str, float] = {}
+        step, metrics = self.progress.step, {}
         if self.dist.is_main:  # every rank holds the same weights and buffers: compute once, share the result
             self.model.nets.eval()
             try:
                 with isolated_rng(self.cfg.eval.seed):
-                    metrics = self.evaluator(self.model, self._sample_nets(), self.step)
+                    metrics = self.evaluator(self.model, self._sample_nets(), step)
             finally:
                 self.model.nets.train()
         metrics = self.dist.broadcast_object(metrics)
         scalars = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
         if self.dist.is_main:
             scalars["time/eval_s"] = self.evaluator.protocol["seconds"]
-        self.logger.scalars(self.step, scalars)
+        self.logger.scalars(step, scalars)
         if self.dist.is_main:  # the protocol behind the numbers just logged (feature net, hashes, counts, seed)
             write_json_atomic({"metrics": metrics, "protocol": self.evaluator.protocol}, self.run_dir / "eval_last.json")
         return metrics
 
-    def _is_better(self, metrics: dict[str, float]) -> bool:
-        key = (self.cfg.eval.monitor or "").removeprefix("eval/")
-        if not key or not metrics:
-            return False
-        if key not in metrics:
-            raise GantrainError(f"eval.monitor={key} is not among the computed metrics ({', '.join(metrics)}); pick one of them")
-        value = float(metrics[key])
-        old = self.best.get("value")
-        better = old is None or (value < old if self.cfg.eval.mode == "min" else value > old)
-        if better:
-            self.best = {"value": value, "step": self.step, "metric": key}
-        return better
-
-    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
-        self._signal = signum
-
-    def _check_finite(self, sums: dict[str, torch.Tensor], since: int, losses: dict[str, torch.Tensor]) -> None:
-        """Raise on every rank together if any rank saw a non-finite loss since the last log step (a collective
-        under torchrun). The running sums carry any inf/nan, so one reduction over them checks every step."""
-        finite = not sums or bool(torch.stack(list(sums.values())).sum().isfinite())
-        if not self.dist.any(not finite):
-            return
-        bad = {k: float(v) for k, v in losses.items()}
-        where = f"step {self.step}" if since >= self.step - 1 else f"between steps {since + 1} and {self.step}"
-        good = self._last_good or "none (no checkpoint was written yet)"
-        raise NonFiniteLossError(
-            f"non-finite loss {bad} at {where}; last good checkpoint: {good}. Lower optim.lr, use trainer.precision=32, "
-            f"or set trainer.stop_on_nonfinite=false to continue"
-        )
-
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict[str, float]:
-        tcfg = self.cfg.trainer
-        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in handlers:
-            signal.signal(s, self._on_signal)
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        # a CPU single process checks every step (no device sync to avoid); ranks agree only at log steps
-        check_every_step = self.rt.device.type == "cpu" and self.dist.world == 1
-        last_log_time, last_log_step, last_check = time.perf_counter(), self.step, self.step
-        metrics: dict[str, float] = {}
+        """Train from where `setup` left the run to `total_steps`, then sample, evaluate and save once more.
+
+        SIGINT/SIGTERM save a checkpoint at the next step boundary and raise `TrainingInterrupted`."""
+        with self.signals.installed():
+            self._announce()
+            self.bar = tqdm(
+                total=self.total_steps, initial=self.progress.step, dynamic_ncols=True, leave=False,
+                disable=None if self.cfg.trainer.progress_bar and self.dist.is_main else True,
+            )
+            try:
+                self._run_steps()
+                self.bar.close()
+                return self._finish()
+            finally:
+                self.bar.close()
+                self.logger.close()
+
+    def _announce(self) -> None:
+        self._last_log = (time.perf_counter(), self.progress.step)
         if self.dist.is_main:
             log.info(
                 "training %s on %s: %d steps (%d per epoch), device %s, precision %s, run dir %s",
                 self.cfg.model.name, self.info.name, self.total_steps, self.steps_per_epoch,
                 self.rt.device, self.rt.precision, self.run_dir,
             )
-        bar = tqdm(
-            total=self.total_steps, initial=self.step, disable=None if tcfg.progress_bar and self.dist.is_main else True,
-            dynamic_ncols=True, leave=False,
-        )
-        try:
-            while self.step < self.total_steps:
-                self.dist.set_epoch(self.epoch)
-                for batch in self.stream.epoch(self.epoch, self.batch_in_epoch):
-                    if self.rt.channels_last:
-                        batch = {k: self.rt.input(v) for k, v in batch.items()}
-                    losses = self.model.train_step(batch, self.step)
-                    self.dist.sync_buffers(self.model.nets)
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    self.images_seen += self.cfg.data.batch_size * self.dist.world
-                    with warnings.catch_warnings():  # a G not stepped yet (d_steps > 1) is expected
-                        warnings.simplefilter("ignore", UserWarning)
-                        for sched in self.schedulers.values():
-                            sched.step()
-                    if self.ema is not None:
-                        self.ema.update(self.model.nets, self.step)
-                    _accumulate(sums, counts, losses)
-                    if tcfg.stop_on_nonfinite and check_every_step:
-                        self._check_finite(sums, last_check, losses)
-                        last_check = self.step
-                    bar.update(1)
-                    done = self.step >= self.total_steps
-                    at_log = self.step % tcfg.log_every == 0 or done
-                    if at_log:
-                        if tcfg.stop_on_nonfinite:
-                            self._check_finite(sums, last_check, losses)
-                            last_check = self.step
-                        now = time.perf_counter()
-                        values = self._read_means(sums, counts)
-                        rate = (self.step - last_log_step) / max(now - last_log_time, 1e-9)
-                        values.update({f"lr/{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()})
-                        values["speed/steps_per_s"] = rate
-                        values["speed/images_per_s"] = rate * self.cfg.data.batch_size * self.dist.world
-                        values["epoch"] = self.epoch
-                        self.logger.scalars(self.step, values)
-                        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")})
-                        sums, counts = {}, {}
-                        last_log_time, last_log_step = now, self.step
-                    if tcfg.sample_every and self.step % tcfg.sample_every == 0 and not done:
-                        self.log_samples()
-                    best = False
-                    at_end = self.cfg.eval.at_end and self.eval_enabled
-                    if self.cfg.eval.every and self.step % self.cfg.eval.every == 0 and not (done and at_end):
-                        metrics = self.evaluate()
-                        best = self._is_better(metrics)
-                    if (tcfg.ckpt_every and self.step % tcfg.ckpt_every == 0 and not done) or best:
-                        if tcfg.stop_on_nonfinite:
-                            self._check_finite(sums, last_check, losses)
-                        self.save(also_best=best)
-                    # under torchrun ranks may get a signal at different steps: they agree at log steps
-                    stop = self._signal is not None if self.dist.world == 1 else at_log and self.dist.any(self._signal is not None)
-                    if stop:
-                        path = self.save()
-                        raise TrainingInterrupted(self._signal or signal.SIGTERM, path or self.ckpt_dir)
-                    if done:
-                        break
-                else:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                    continue
-                break
-            bar.close()
+
+    def _run_steps(self) -> None:
+        """One pass over the run's batches from the saved position on; closed (stopping any stream workers) as
+        soon as the last step is done."""
+        p = self.progress
+        with closing(self.stream.batches(p.epoch, p.batch_in_epoch)) as batches:
+            while p.step < self.total_steps:
+                self._train_step(*next(batches))
+                self._after_step()
+
+    def _train_step(self, epoch: int, index: int, batch: dict[str, torch.Tensor]) -> None:
+        """The family's step on batch `index` of `epoch`, then what follows every step: buffers synced across
+        ranks, counters, LR schedules, the EMA and the loss meter."""
+        if self.rt.channels_last:
+            batch = {k: self.rt.input(v) for k, v in batch.items()}
+        losses = self.model.train_step(batch, self.progress.step)
+        self.dist.sync_buffers(self.model.nets)
+        self.progress.advance(epoch, index, self.cfg.data.batch_size * self.dist.world)
+        step = self.progress.step
+        with warnings.catch_warnings():  # a G not stepped yet (d_steps > 1) is expected
+            warnings.simplefilter("ignore", UserWarning)
+            for sched in self.schedulers.values():
+                sched.step()
+        if self.ema is not None:
+            self.ema.update(self.model.nets, step)
+        self.meter.add(losses, step, self.checkpoints.last_good)
+        self.bar.update(1)
+
+    def _after_step(self) -> None:
+        """The periodic actions after a step, in a fixed order: log, sample, evaluate, checkpoint, stop."""
+        step, tcfg = self.progress.step, self.cfg.trainer
+        done = step >= self.total_steps
+        at_log = _every(tcfg.log_every, step) or done
+        if at_log:
+            self._log_scalars()
+        if _every(tcfg.sample_every, step) and not done:
             self.log_samples()
-            if self.cfg.eval.at_end and self.eval_enabled:
-                metrics = self.evaluate()
-            best = self._is_better(metrics)
+        best = self._periodic_eval(done)
+        if (_every(tcfg.ckpt_every, step) and not done) or best:
+            self.meter.check(step, self.checkpoints.last_good, advance=False)
             self.save(also_best=best)
-            if self.dist.is_main:
-                self.logger.hparams(OmegaConf.to_container(self.cfg, resolve=True), metrics)
-                log.info("finished at step %d; checkpoint %s", self.step, self.ckpt_dir / "last.pt")
-            return metrics
-        finally:
-            bar.close()
-            self.logger.close()
-            for s, h in handlers.items():
-                signal.signal(s, h)
+        if self.signals.should_stop(self.dist, at_log):
+            raise self.signals.interrupted(self.save() or self.checkpoints.folder)
 
-    def _read_means(self, sums: dict[str, torch.Tensor], counts: dict[str, int]) -> dict[str, float]:
-        if not sums:
-            return {}
-        names = list(sums)
-        means = torch.stack([sums[k].float() / counts[k] for k in names])
-        means = self.dist.all_reduce_mean(means)
-        # plain names are losses; names with a slash (e.g. "acc/D_class_real") keep their own section
-        return {(k if "/" in k else f"loss/{k}"): v for k, v in zip(names, means.tolist())}
+    def _log_scalars(self) -> None:
+        """Loss means since the last log step, learning rates, speed and epoch (after the non-finite check)."""
+        step = self.progress.step
+        self.meter.check(step, self.checkpoints.last_good)
+        now = time.perf_counter()
+        values = self.meter.means()
+        rate = (step - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
+        values.update({f"lr/{n}": s.get_last_lr()[0] for n, s in self.schedulers.items()})
+        values["speed/steps_per_s"] = rate
+        values["speed/images_per_s"] = rate * self.cfg.data.batch_size * self.dist.world
+        values["epoch"] = self.progress.epoch
+        self.logger.scalars(step, values)
+        self.bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in values.items() if k.startswith("loss/")})
+        self._last_log = (now, step)
 
+    def _periodic_eval(self, done: bool) -> bool:
+        """Evaluate at `eval.every` steps (the last step's evaluation is left to `eval.at_end`); True if the
+        monitored metric reached a new best."""
+        at_end = self.cfg.eval.at_end and self.eval_enabled
+        if not _every(self.cfg.eval.every, self.progress.step) or (done and at_end):
+            return False
+        self.metrics = self.evaluate()
+        return self.best.update(self.metrics, self.progress.step)
 
-def _accumulate(sums: dict[str, torch.Tensor], counts: dict[str, int], losses: dict[str, torch.Tensor]) -> None:
-    """Add this step's losses to the running sums in one multi-tensor kernel (the sums stay on the device)."""
-    old = [k for k in losses if k in sums]
-    if old:
-        torch._foreach_add_([sums[k] for k in old], [losses[k].float() for k in old])
-    for k, v in losses.items():
-        if k not in sums:
-            sums[k] = v.detach().float().clone()
-        counts[k] = counts.get(k, 0) + 1
-
-
-def _keep_kernel_flags(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's optimiser state with this run's kernel choices (fused, foreach, capturable): a CPU
-    checkpoint resumed on CUDA keeps fused Adam, and torch then places the step counters to match."""
-    flags = ("fused", "foreach", "capturable")
-    groups = [{**saved, **{k: live[k] for k in flags if k in live}} for saved, live in zip(state["param_groups"], optimizer.param_groups)]
-    return {**state, "param_groups": groups}
+    def _finish(self) -> dict[str, float]:
+        """The end of the run: last samples, the end-of-run evaluation, the final checkpoint, hparams."""
+        self.log_samples()
+        if self.cfg.eval.at_end and self.eval_enabled:
+            self.metrics = self.evaluate()
+        self.save(also_best=self.best.update(self.metrics, self.progress.step))
+        if self.dist.is_main:
+            self.logger.hparams(OmegaConf.to_container(self.cfg, resolve=True), self.metrics)
+            log.info("finished at step %d; checkpoint %s", self.progress.step, self.checkpoints.folder / "last.pt")
+        return self.metrics
