@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.dcgan import DCGANGenerator
 from gantrain.nets.encoder import ENCODER_ARCHS, build_encoder
 from gantrain.nets.init import init_weights
@@ -88,13 +88,12 @@ class BiGAN(GANModel):
             d_real, d_fake = self.loss.d_pair(D(x, ex.detach()), D(gz.detach(), z))
             loss_D = d_real + d_fake
         self.update("D", loss_D)
-        requires_grad(D, False)
-        with rt.autocast():
-            loss_E = self.loss.discriminator(D(x, ex), real=False)  # inverted label: E wants (x, E(x)) called fake
-            loss_G = self.loss.generator(D(gz, z))  # and G wants (G(z), z) called real
-        self.update("E", loss_E)
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                loss_E = self.loss.discriminator(D(x, ex), real=False)  # inverted label: E wants (x, E(x)) called fake
+                loss_G = self.loss.generator(D(gz, z))  # and G wants (G(z), z) called real
+            self.update("E", loss_E)
+            self.update("G", loss_G)
         return {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach(), "E": loss_E.detach(), "G": loss_G.detach()}
 
     @torch.no_grad()

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from gantrain.data.base import DataInfo
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.coupled import CoupledDiscriminator, CoupledGenerator
 from gantrain.nets.init import init_weights
 
@@ -61,12 +61,11 @@ class CoGAN(GANModel):
                 out[f"D_{d}"] = (d_real + d_fake).detach()
                 loss_D = loss_D + d_real + d_fake
         self.update("D", loss_D)
-        requires_grad(D, False)
-        with rt.autocast():
-            losses = {d: self.loss.generator(D(fake[d], d)) for d in ("A", "B")}
-            loss_G = losses["A"] + losses["B"]
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                losses = {d: self.loss.generator(D(fake[d], d)) for d in ("A", "B")}
+                loss_G = losses["A"] + losses["B"]
+            self.update("G", loss_G)
         out.update({"D": loss_D.detach(), "G": loss_G.detach(), "G_A": losses["A"].detach(), "G_B": losses["B"].detach()})
         return out
 

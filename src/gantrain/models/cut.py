@@ -25,7 +25,6 @@ import torch.nn as nn
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import GRID_IMAGES, TranslationModel
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
@@ -145,7 +144,6 @@ class CUT(TranslationModel):
             fake = n["G_A"](real)
         fake_B = fake[: real_A.shape[0]]
         # D step on the fake made before this G step (no image pool)
-        requires_grad(n["D_A"], True)
         with rt.autocast():
             if self.batched:
                 d_real, d_fake = n["D_A"](torch.cat([real_B, fake_B.detach()])).chunk(2)
@@ -153,28 +151,27 @@ class CUT(TranslationModel):
                 d_real, d_fake = n["D_A"](real_B), n["D_A"](fake_B.detach())
             loss_D = 0.5 * (self.loss.discriminator(d_real, True) + self.loss.discriminator(d_fake, False))
         self.update("D", loss_D)
-        # G and heads step with D frozen
-        requires_grad(n["D_A"], False)
-        out: dict[str, torch.Tensor] = {"D": loss_D}
-        with rt.autocast():
-            loss_G_GAN = self.loss.generator(n["D_A"](fake_B)) * cfg.lambda_GAN
-            loss_G = loss_G_GAN
-            if cfg.lambda_NCE > 0:
-                if idt:
-                    idt_B = fake[real_A.shape[0]:]
-                    q_x, q_y = self._encode(fake_B, idt_B)
-                    with torch.no_grad():
-                        k_x, k_y = self._encode(real_A, real_B)
-                    nce_x, nce_y = self._nce(q_x, k_x, flipped), self._nce(q_y, k_y, flipped)
-                    loss_G = loss_G + 0.5 * (nce_x + nce_y)
-                    out["NCE_Y"] = nce_y
-                else:
-                    (q_x,) = self._encode(fake_B)
-                    with torch.no_grad():
-                        (k_x,) = self._encode(real_A)
-                    nce_x = self._nce(q_x, k_x, flipped)
-                    loss_G = loss_G + nce_x
-                out["NCE"] = nce_x
-        self.update("G", loss_G)
+        with self.frozen(n["D_A"]):  # G and the heads step with D frozen
+            out: dict[str, torch.Tensor] = {"D": loss_D}
+            with rt.autocast():
+                loss_G_GAN = self.loss.generator(n["D_A"](fake_B)) * cfg.lambda_GAN
+                loss_G = loss_G_GAN
+                if cfg.lambda_NCE > 0:
+                    if idt:
+                        idt_B = fake[real_A.shape[0]:]
+                        q_x, q_y = self._encode(fake_B, idt_B)
+                        with torch.no_grad():
+                            k_x, k_y = self._encode(real_A, real_B)
+                        nce_x, nce_y = self._nce(q_x, k_x, flipped), self._nce(q_y, k_y, flipped)
+                        loss_G = loss_G + 0.5 * (nce_x + nce_y)
+                        out["NCE_Y"] = nce_y
+                    else:
+                        (q_x,) = self._encode(fake_B)
+                        with torch.no_grad():
+                            (k_x,) = self._encode(real_A)
+                        nce_x = self._nce(q_x, k_x, flipped)
+                        loss_G = loss_G + nce_x
+                    out["NCE"] = nce_x
+            self.update("G", loss_G)
         out["G_GAN"] = loss_G_GAN
         return {k: v.detach() for k, v in out.items()}

@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import size_multiple
 from gantrain.nets.image_pool import ImagePool
@@ -81,30 +80,27 @@ class CycleGAN(TranslationModel):
         cfg, n, rt = self.cfg, self.nets, self.rt
         real_A, real_B = batch["A"], batch["B"]
         idt = cfg.lambda_identity > 0
-        requires_grad(n["D_A"], False)
-        requires_grad(n["D_B"], False)
-        with rt.autocast():
-            # Three generator passes: G_B's fake, identity and reconstruction inputs go in one batch once fake_B exists.
-            if idt:  # G_A(B) and G_B(A) are the identity terms
-                fake_B, idt_A = self._batched(n["G_A"], real_A, real_B)
-                fake_A, idt_B, rec_A = self._batched(n["G_B"], real_B, real_A, fake_B)
-            else:
-                fake_B = n["G_A"](real_A)
-                fake_A, rec_A = self._batched(n["G_B"], real_B, fake_B)
-            rec_B = n["G_A"](fake_A)
-            d_fake_B, d_fake_A = n["D_A"](fake_B), n["D_B"](fake_A)
-            loss_G_A = self.loss.generator(d_fake_B)
-            loss_G_B = self.loss.generator(d_fake_A)
-            cycle_A = F.l1_loss(rec_A.float(), real_A) * cfg.lambda_A
-            cycle_B = F.l1_loss(rec_B.float(), real_B) * cfg.lambda_B
-            loss_G = loss_G_A + loss_G_B + cycle_A + cycle_B
-            if idt:
-                idt_loss_A = F.l1_loss(idt_A.float(), real_B) * cfg.lambda_B * cfg.lambda_identity
-                idt_loss_B = F.l1_loss(idt_B.float(), real_A) * cfg.lambda_A * cfg.lambda_identity
-                loss_G = loss_G + idt_loss_A + idt_loss_B
-        self.update("G", loss_G)
-        requires_grad(n["D_A"], True)
-        requires_grad(n["D_B"], True)
+        with self.frozen(n["D_A"], n["D_B"]):
+            with rt.autocast():
+                # Three generator passes: G_B's fake, identity and reconstruction inputs go in one batch once fake_B exists.
+                if idt:  # G_A(B) and G_B(A) are the identity terms
+                    fake_B, idt_A = self._batched(n["G_A"], real_A, real_B)
+                    fake_A, idt_B, rec_A = self._batched(n["G_B"], real_B, real_A, fake_B)
+                else:
+                    fake_B = n["G_A"](real_A)
+                    fake_A, rec_A = self._batched(n["G_B"], real_B, fake_B)
+                rec_B = n["G_A"](fake_A)
+                d_fake_B, d_fake_A = n["D_A"](fake_B), n["D_B"](fake_A)
+                loss_G_A = self.loss.generator(d_fake_B)
+                loss_G_B = self.loss.generator(d_fake_A)
+                cycle_A = F.l1_loss(rec_A.float(), real_A) * cfg.lambda_A
+                cycle_B = F.l1_loss(rec_B.float(), real_B) * cfg.lambda_B
+                loss_G = loss_G_A + loss_G_B + cycle_A + cycle_B
+                if idt:
+                    idt_loss_A = F.l1_loss(idt_A.float(), real_B) * cfg.lambda_B * cfg.lambda_identity
+                    idt_loss_B = F.l1_loss(idt_B.float(), real_A) * cfg.lambda_A * cfg.lambda_identity
+                    loss_G = loss_G + idt_loss_A + idt_loss_B
+            self.update("G", loss_G)
         with rt.autocast():
             loss_D_A = self._d_loss(n["D_A"], real_B, self.pool_A.query(fake_B))
             loss_D_B = self._d_loss(n["D_B"], real_A, self.pool_B.query(fake_A))

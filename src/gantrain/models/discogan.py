@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.encoder_decoder import EncoderDecoderGenerator
@@ -105,29 +104,26 @@ class DiscoGAN(TranslationModel):
         with rt.autocast():
             fake_B, fake_A = n["G_A"](real_A), n["G_B"](real_B)
         if g_turn:
-            requires_grad(n["D_A"], False)
-            requires_grad(n["D_B"], False)
-            with rt.autocast():
-                rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
-                logit_fB, feat_fB = _features(n["D_A"], fake_B)
-                logit_fA, feat_fA = _features(n["D_B"], fake_A)
-                gan_B, gan_A = self.loss.generator(logit_fB), self.loss.generator(logit_fA)
-                recon_A, recon_B = self._recon(rec_A, real_A), self._recon(rec_B, real_B)
-                if cfg.official_mix:
-                    with torch.no_grad():
-                        _, feat_rB = _features(n["D_A"], real_B)
-                        _, feat_rA = _features(n["D_B"], real_A)
-                    fm_B, fm_A = feature_matching(feat_rB, feat_fB), feature_matching(feat_rA, feat_fA)
-                    r = cfg.recon_rate_start if step < cfg.curriculum_iters else cfg.recon_rate
-                    total_A = (cfg.gan_weight * gan_B + cfg.fm_weight * fm_B) * (1 - r) + recon_A * r
-                    total_B = (cfg.gan_weight * gan_A + cfg.fm_weight * fm_A) * (1 - r) + recon_B * r
-                    out.update(fm_A=fm_B.detach(), fm_B=fm_A.detach())
-                else:
-                    total_A = gan_B + cfg.lambda_recon * recon_A
-                    total_B = gan_A + cfg.lambda_recon * recon_B
-            self.update("G", total_A + total_B)
-            requires_grad(n["D_A"], True)
-            requires_grad(n["D_B"], True)
+            with self.frozen(n["D_A"], n["D_B"]):
+                with rt.autocast():
+                    rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+                    logit_fB, feat_fB = _features(n["D_A"], fake_B)
+                    logit_fA, feat_fA = _features(n["D_B"], fake_A)
+                    gan_B, gan_A = self.loss.generator(logit_fB), self.loss.generator(logit_fA)
+                    recon_A, recon_B = self._recon(rec_A, real_A), self._recon(rec_B, real_B)
+                    if cfg.official_mix:
+                        with torch.no_grad():
+                            _, feat_rB = _features(n["D_A"], real_B)
+                            _, feat_rA = _features(n["D_B"], real_A)
+                        fm_B, fm_A = feature_matching(feat_rB, feat_fB), feature_matching(feat_rA, feat_fA)
+                        r = cfg.recon_rate_start if step < cfg.curriculum_iters else cfg.recon_rate
+                        total_A = (cfg.gan_weight * gan_B + cfg.fm_weight * fm_B) * (1 - r) + recon_A * r
+                        total_B = (cfg.gan_weight * gan_A + cfg.fm_weight * fm_A) * (1 - r) + recon_B * r
+                        out.update(fm_A=fm_B.detach(), fm_B=fm_A.detach())
+                    else:
+                        total_A = gan_B + cfg.lambda_recon * recon_A
+                        total_B = gan_A + cfg.lambda_recon * recon_B
+                self.update("G", total_A + total_B)
             out.update(G_A=gan_B.detach(), G_B=gan_A.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
         if d_turn:
             with rt.autocast():

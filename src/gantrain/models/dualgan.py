@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import size_multiple
 
@@ -73,18 +72,15 @@ class DualGAN(TranslationModel):
             clip_weights_(n["D_A"], n["D_B"], value=cfg.clip_value)
         out = {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
         if (step + 1) % cfg.n_critic == 0:
-            requires_grad(n["D_A"], False)
-            requires_grad(n["D_B"], False)
-            with rt.autocast():
-                rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
-                loss_G_A = self.loss.generator(n["D_A"](fake_B))
-                loss_G_B = self.loss.generator(n["D_B"](fake_A))
-                recon_A = self._recon(rec_A, real_A) * cfg.lambda_A
-                recon_B = self._recon(rec_B, real_B) * cfg.lambda_B
-                loss_G = loss_G_A + loss_G_B + recon_A + recon_B
-            self.update("G", loss_G)
-            requires_grad(n["D_A"], True)
-            requires_grad(n["D_B"], True)
+            with self.frozen(n["D_A"], n["D_B"]):
+                with rt.autocast():
+                    rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+                    loss_G_A = self.loss.generator(n["D_A"](fake_B))
+                    loss_G_B = self.loss.generator(n["D_B"](fake_A))
+                    recon_A = self._recon(rec_A, real_A) * cfg.lambda_A
+                    recon_B = self._recon(rec_B, real_B) * cfg.lambda_B
+                    loss_G = loss_G_A + loss_G_B + recon_A + recon_B
+                self.update("G", loss_G)
             out.update(G_A=loss_G_A.detach(), G_B=loss_G_B.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
         return out
 

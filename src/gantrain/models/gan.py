@@ -18,7 +18,7 @@ import torch.nn as nn
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.diffaug import DiffAugment
 from gantrain.nets.init import init_weights
 from gantrain.nets.mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator
@@ -89,11 +89,10 @@ class GAN(GANModel):
             clip_weights_(self.nets["D"], value=self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if (step + 1) % self.cfg.d_steps == 0:
-            requires_grad(self.nets["D"], False)
-            with rt.autocast():
-                loss_G = self.loss.generator(self.top_k(D(fake), step))
-            self.update("G", loss_G)
-            requires_grad(self.nets["D"], True)
+            with self.frozen(self.nets["D"]):
+                with rt.autocast():
+                    loss_G = self.loss.generator(self.top_k(D(fake), step))
+                self.update("G", loss_G)
             out["G"] = loss_G.detach()
         return out
 

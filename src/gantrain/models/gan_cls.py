@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages, decode_tokens, encode_captions
 from gantrain.errors import GantrainError
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.init import init_weights
 from gantrain.nets.text_conditional import MatchingDiscriminator, TextConditionedGenerator
 from gantrain.nets.text_encoder import WordEncoder
@@ -84,7 +84,7 @@ class GANCLS(GANModel):
             if not self.vocab:
                 raise GantrainError(f"model.text_encoder=learned needs a captioned dataset with a vocabulary; data={info.name} has none")
             self.nets["T"] = WordEncoder(len(self.vocab), cfg.text_dim, cfg.word_dim, cfg.word_dim)
-            requires_grad(self.nets["T"], False)
+            self.nets["T"].requires_grad_(False)  # frozen: only its pretraining (in `prepare`) trains it
         self.tables: dict[str, torch.Tensor] = {}
         self.bank: dict[str, Any] = {}
         self.pretrain_stats: dict[str, float] = {}
@@ -122,7 +122,6 @@ class GANCLS(GANModel):
             self.pretrain_stats = blob["stats"]
             log.info("text encoder loaded from %s", path)
             return
-        requires_grad(T, True)
         self.pretrain_stats = enc.pretrain_word_encoder(
             T, train, test, self.info.channels, self.cfg.pretrain_steps, self.cfg.pretrain_batch,
             self.cfg.pretrain_lr, seed=0, device=self.rt.device,
@@ -200,16 +199,15 @@ class GANCLS(GANModel):
         if cfg.matching_aware:
             out["D_wrong"] = d_wrong.detach()
             out["score_wrong"] = torch.sigmoid(s_w.detach().float()).mean()
-        requires_grad(D, False)
-        with rt.autocast():
-            scores = D(fake, h)
-            if cfg.interpolate and real.shape[0] >= 2:
-                half = real.shape[0] // 2
-                h_int = cfg.int_beta * h[:half] + (1 - cfg.int_beta) * h[half : 2 * half]
-                scores = torch.cat([scores, D(G(self.sample_z(half), h_int), h_int)])
-            loss_G = _bce(scores, 1.0)
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                scores = D(fake, h)
+                if cfg.interpolate and real.shape[0] >= 2:
+                    half = real.shape[0] // 2
+                    h_int = cfg.int_beta * h[:half] + (1 - cfg.int_beta) * h[half : 2 * half]
+                    scores = torch.cat([scores, D(G(self.sample_z(half), h_int), h_int)])
+                loss_G = _bce(scores, 1.0)
+            self.update("G", loss_G)
         out["G"] = loss_G.detach()
         return out
 

@@ -93,6 +93,7 @@ class LatentEncoder(GANModel):
 
     @property
     def latent_prior(self) -> tuple[int, str]:
+        """The frozen generator's prior (this family's own config has no z)."""
         return int(self.gen_cfg.z_dim), str(self.gen_cfg.get("z_dist", "normal"))
 
     def attach(self, runtime) -> None:
@@ -101,14 +102,6 @@ class LatentEncoder(GANModel):
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"E": list(self.nets["E"].parameters())}
-
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
-        z_dim, z_dist = self.latent_prior
-        device = device or self.rt.device
-        draw = torch.rand if z_dist == "uniform" else torch.randn
-        z = draw((n, z_dim), generator=generator) if generator is not None else draw((n, z_dim), device=device)
-        z = z * 2 - 1 if z_dist == "uniform" else z
-        return z.to(device)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         G, E, rt = self.nets["G"], self.nets["E"], self.rt

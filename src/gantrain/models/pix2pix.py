@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.losses import make_loss
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
@@ -122,13 +122,12 @@ class Pix2Pix(GANModel):
             d_real, d_fake = loss.d_pair(D(torch.cat([real_in, real_out], 1)), D(torch.cat([real_in, fake.detach()], 1)))
             loss_D = 0.5 * (d_real + d_fake)
         self.update("D", loss_D)
-        requires_grad(D, False)
-        with rt.autocast():
-            g_gan = loss.generator(D(torch.cat([real_in, fake], 1)))
-            g_l1 = F.l1_loss(fake.float(), real_out.float())
-            loss_G = g_gan + self.cfg.lambda_L1 * g_l1
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                g_gan = loss.generator(D(torch.cat([real_in, fake], 1)))
+                g_l1 = F.l1_loss(fake.float(), real_out.float())
+                loss_G = g_gan + self.cfg.lambda_L1 * g_l1
+            self.update("G", loss_G)
         return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
 
     # ------------------------------------------------------------------ translation (gantrain-translate, metrics)
