@@ -116,6 +116,21 @@ def test_logger_hparams_decides_whether_the_hparams_session_is_written(tmp_path,
     assert ("_hparams_/session_start_info" in content) == hparams
 
 
+def test_renamed_critic_steps_key_is_one_line_naming_the_new_key(tmp_path):
+    """dualgan's n_critic became d_steps (the one critic-step name): an old config or a command line says so in one line."""
+    import subprocess
+    import sys
+
+    old = OmegaConf.to_container(compose_cfg(["model=dualgan", "data=digits2negative"]))
+    old["model"]["n_critic"] = old["model"].pop("d_steps")
+    old = OmegaConf.create(old)
+    with pytest.raises(GantrainError) as err:
+        validate_config(old)
+    assert str(err.value) == "model.n_critic was renamed to model.d_steps; write model.d_steps=3"
+    run = subprocess.run([sys.executable, "-m", "gantrain", "model=dualgan", "model.n_critic=2"], capture_output=True, text=True)
+    assert run.returncode != 0 and "model.n_critic was renamed to model.d_steps; write model.d_steps=2" in run.stderr
+
+
 def test_retired_download_key_is_dropped_from_an_old_config_but_not_accepted_on_the_command_line():
     """data.download did nothing for the offline datasets and was removed; older checkpoints still validate."""
     old = compose_cfg([])

@@ -21,7 +21,7 @@ from gantrain.trainer.trainer import Trainer
 
 SMALL = {
     "cyclegan": ["model.netG=resnet_2blocks", "model.pool_size=3"],
-    "dualgan": ["model.netG=unet_32", "model.n_critic=2"],
+    "dualgan": ["model.netG=unet_32", "model.d_steps=2"],
     "discogan": ["model.official_mix=true", "model.curriculum_iters=2"],
     "unit": ["model.n_res=1", "model.netD=basic"],
 }
@@ -74,7 +74,7 @@ def test_dualgan_digits_preset_keeps_the_paper_game():
     """The digits2negative preset shrinks the nets but trains the paper's WGAN game (clipping, several critic steps)."""
     cfg = validate_config(compose_cfg(["model=dualgan", "data=digits2negative"]))
     m = cfg.model
-    assert (m.loss, m.clip_value, m.n_critic, m.lambda_A, m.lambda_B, m.recon) == ("wgan", 0.02, 3, 200, 200, "l1")
+    assert (m.loss, m.clip_value, m.d_steps, m.lambda_A, m.lambda_B, m.recon) == ("wgan", 0.02, 3, 200, 200, "l1")
     assert (cfg.optim.name, m.netG, m.norm, cfg.trainer.max_epochs) == ("rmsprop", "unet_32", "none", 30)
 
 

@@ -221,7 +221,6 @@ ALLOWED: dict[str, Allowed] = {
     "model.init_type": Allowed(choices=("normal", "xavier", "kaiming", "orthogonal")),
     "model.init_gain": POSITIVE,
     "model.d_steps": AT_LEAST_1,
-    "model.n_critic": AT_LEAST_1,
     "model.d_every": AT_LEAST_1,
     "model.gp_weight": AT_LEAST_0,
     "model.clip_value": POSITIVE,
@@ -299,6 +298,16 @@ def resolve_target(target: str) -> type:
 # Keys removed because they had no effect, per group: dropped where the schema no longer declares them, so the
 # configs stored in older checkpoints still validate on resume (e.g. data.download of the offline datasets).
 RETIRED_KEYS: dict[str, set[str]] = {"data": {"download"}}
+# Keys given a new name, per group: the old name fails with one line naming the new one.
+RENAMED_KEYS: dict[str, dict[str, str]] = {"model": {"n_critic": "d_steps"}}
+
+
+def check_renamed(dotted: str, value: Any) -> None:
+    """One line for a key that was given a new name (on the command line, in a user config or an old checkpoint)."""
+    group, _, key = dotted.partition(".")
+    new = RENAMED_KEYS.get(group, {}).get(key)
+    if new is not None:
+        raise GantrainError(f"{dotted} was renamed to {group}.{new}; write {group}.{new}={value}")
 
 
 def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
@@ -309,6 +318,8 @@ def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
     declared = {f.name for f in fields(schema)}
     for key in RETIRED_KEYS.get(where, set()) - declared:
         data.pop(key, None)
+    for key, value in data.items():
+        check_renamed(f"{where}.{key}", value)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), data)
     except (ConfigKeyError, ConfigAttributeError) as exc:

@@ -8,7 +8,8 @@ each direction, Adam 2e-4 with weight decay 1e-5, batch 64 at 64 px (configs/rec
 
 `official_mix: true` turns on the official code's extras: per direction (0.1 GAN + 0.9 feature matching) x
 (1 - r) + reconstruction x r, with r = 0.01 for the first `curriculum_iters` iterations, then 0.5; `d_every: 3`
-reproduces its "D when iter % 3 == 0, G otherwise" schedule.
+reproduces its "D when iter % 3 == 0, G otherwise" schedule. That is an alternation, not a critic count: the
+`d_steps` of other families gives D k updates per G update, `d_every` k gives G k - 1 updates per D update.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class DiscoGAN(TranslationModel):
         recon_rate_start: float = 0.01
         recon_rate: float = 0.5
         curriculum_iters: int = 10000
-        d_every: int = 1  # official code: 3 (D on iterations divisible by 3, G on the others)
+        d_every: int = 1  # D/G alternation (not a critic count); official code: 3 (D on iterations divisible by 3, G on the others)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         if cfg.recon not in ("mse", "l1"):

@@ -2,7 +2,7 @@
 
 G_A: A -> B and G_B: B -> A are U-Nets whose dropout is the only noise (z); D_A judges B-domain images, D_B
 A-domain ones (PatchGAN critics). Wasserstein loss with weight clipping to [-c, c], RMSProp 5e-5
-(configs/recipe/dualgan.yaml), `n_critic` critic updates per generator update (counted in batches), and
+(configs/recipe/dualgan.yaml), `d_steps` critic updates per generator update (counted in batches), and
 L1 reconstruction weighted lambda_A, lambda_B = 200 (paper range 100-1000). `loss: classic` (or bce/lsgan)
 trains the plain GAN game instead, which the authors later preferred.
 """
@@ -40,14 +40,14 @@ class DualGAN(TranslationModel):
         recon: str = "l1"  # l1 | l2
         loss: str = "wgan"  # wgan (clipping) | wgan-gp | classic (= bce) | lsgan
         clip_value: float = 0.01
-        n_critic: int = 3  # critic updates per generator update
+        d_steps: int = 3  # critic updates per generator update
         gp_weight: float = 10.0
 
     def __init__(self, cfg, info: DataInfo) -> None:
         if cfg.recon not in ("l1", "l2"):
             raise GantrainError(f"model.recon={cfg.recon} is not valid; choose l1 or l2")
-        if cfg.n_critic < 1:
-            raise GantrainError(f"model.n_critic must be >= 1, got {cfg.n_critic}")
+        if cfg.d_steps < 1:
+            raise GantrainError(f"model.d_steps must be >= 1, got {cfg.d_steps}")
         super().__init__(cfg, info)
         self.build_patch_nets(cfg)
 
@@ -71,7 +71,7 @@ class DualGAN(TranslationModel):
         if self.loss.kind == "wgan":
             clip_weights_(n["D_A"], n["D_B"], value=cfg.clip_value)
         out = {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
-        if (step + 1) % cfg.n_critic == 0:
+        if (step + 1) % cfg.d_steps == 0:
             with self.frozen(n["D_A"], n["D_B"]):
                 with rt.autocast():
                     rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
