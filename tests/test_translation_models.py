@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import TINY, compose_cfg, run_cli
 from gantrain.metrics.evaluator import EvalSetup
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.errors import GantrainError
 from gantrain.metrics.frechet import kid_from_features
 from gantrain.metrics.translation import TranslationMetrics
@@ -97,7 +97,7 @@ def test_cyclegan_losses_match_hand_computation():
     from omegaconf import OmegaConf
     from gantrain.trainer.optim import build_optimizer
 
-    cfg = OmegaConf.structured(CycleGAN.Config(netG="resnet_1blocks", ngf=4, ndf=4))
+    cfg = group_config("model", "cyclegan", netG="resnet_1blocks", ngf=4, ndf=4)
     model = CycleGAN(cfg, DataInfo("t", 1, 32))
     optim = OmegaConf.create({"name": "adam", "lr": 2e-4, "lr_D": None, "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0.0, "fused": None})
     model.configure_optimizers(lambda n, p: build_optimizer(n, p, optim, torch.device("cpu")))

@@ -331,10 +331,26 @@ def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
         raise GantrainError(f"bad value for {where}.{key}: {str(exc).splitlines()[0]}") from None
     except OmegaConfBaseException as exc:
         raise GantrainError(f"invalid config group {where}: {str(exc).splitlines()[0]}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:  # a family's Config declares its keys without values: its YAML is where they are set
+        raise GantrainError(f"config group {where} sets no value for {', '.join(f'{where}.{k}' for k in missing)}; "
+                            f"add it to the group's YAML (configs/{where}/) or set it on the command line")
     if target is not None:
         with_target = OmegaConf.create({"_target_": target})
         merged = OmegaConf.merge(with_target, merged)
     return merged
+
+
+def group_config(group: str, option: str, **overrides: Any) -> DictConfig:
+    """configs/<group>/<option>.yaml on its own (no recipe, preset or defaults list) with `overrides`, validated as
+    in a run: what a family's constructor receives when a test or benchmark builds it without composing a run."""
+    from gantrain.config.paths import config_dir
+
+    node = OmegaConf.load(config_dir() / group / f"{option}.yaml")
+    node.pop("defaults", None)
+    node = _validate_node(OmegaConf.merge(node, overrides), resolve_target(node._target_).Config, group)
+    check_allowed(OmegaConf.create({group: node}))
+    return node
 
 
 def validate_config(cfg: DictConfig) -> DictConfig:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.losses import clip_weights_
@@ -25,9 +26,9 @@ from gantrain.nets.init import init_weights
 class ACGAN(ConditionalGANModel):
     @dataclass
     class Config(ConditionalConfig):
-        name: str = "acgan"
-        class_weight: float = 1.0  # weight of the class cross-entropy terms
-        fake_class_loss: bool = True  # D's class loss on fakes (paper); false: real images only
+        name: str = MISSING
+        class_weight: float = MISSING  # weight of the class cross-entropy terms
+        fake_class_loss: bool = MISSING  # D's class loss on fakes (paper); false: real images only
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.losses import clip_weights_
@@ -22,8 +23,8 @@ from gantrain.nets.init import init_weights
 class CGAN(ConditionalGANModel):
     @dataclass
     class Config(ConditionalConfig):
-        name: str = "cgan"
-        d_conditioning: str = "concat"  # concat (paper) | projection
+        name: str = MISSING
+        d_conditioning: str = MISSING  # concat (paper) | projection
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)

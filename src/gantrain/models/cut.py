@@ -17,11 +17,12 @@ query (and key) encodings run as one batched call. Both are the same numbers, fe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
 import torch
 import torch.nn as nn
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
@@ -39,27 +40,27 @@ class CUT(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "cut"
-        netG: str = "resnet_9blocks"  # a ResNet generator (its encoder layers are tapped): resnet_<N>blocks
-        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
-        n_layers_D: int = 3
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "instance"
-        dropout: bool = False
-        init_type: str = "xavier"  # the official CUT default (CycleGAN uses normal)
-        init_gain: float = 0.02
-        loss: str = "lsgan"  # lsgan | vanilla | hinge
-        lambda_GAN: float = 1.0
-        lambda_NCE: float = 1.0  # FastCUT: 10
-        nce_idt: bool = True  # identity NCE on B (CUT); FastCUT: false
-        nce_layers: List[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])  # indices into G's `model` Sequential
-        netF_nc: int = 256  # units of each 2-layer MLP head
-        nce_T: float = 0.07
-        num_patches: int = 256  # per layer and image (0: every position)
-        nce_includes_all_negatives_from_minibatch: bool = False  # negatives from the whole batch, not the image
-        flip_equivariance: bool = False  # FastCUT: true
-        batch_forwards: bool = True  # batched encoder / D calls (exact for per-sample norms)
+        name: str = MISSING
+        netG: str = MISSING  # a ResNet generator (its encoder layers are tapped): resnet_<N>blocks
+        netD: str = MISSING  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING
+        dropout: bool = MISSING
+        init_type: str = MISSING  # the official CUT default (CycleGAN uses normal)
+        init_gain: float = MISSING
+        loss: str = MISSING  # lsgan | vanilla | hinge
+        lambda_GAN: float = MISSING
+        lambda_NCE: float = MISSING  # FastCUT: 10
+        nce_idt: bool = MISSING  # identity NCE on B (CUT); FastCUT: false
+        nce_layers: List[int] = MISSING  # indices into G's `model` Sequential
+        netF_nc: int = MISSING  # units of each 2-layer MLP head
+        nce_T: float = MISSING
+        num_patches: int = MISSING  # per layer and image (0: every position)
+        nce_includes_all_negatives_from_minibatch: bool = MISSING  # negatives from the whole batch, not the image
+        flip_equivariance: bool = MISSING  # FastCUT: true
+        batch_forwards: bool = MISSING  # batched encoder / D calls (exact for per-sample norms)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)

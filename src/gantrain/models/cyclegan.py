@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
@@ -30,24 +31,24 @@ from gantrain.nets.image_pool import ImagePool
 class CycleGAN(TranslationModel):
     @dataclass
     class Config:
-        name: str = "cyclegan"
-        netG: str = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (| unet_32, resnet_<N>blocks)
-        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
-        n_layers_D: int = 3  # used by netD=n_layers
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "instance"  # instance | batch | layer | none
-        bias_without_norm: bool = False  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
-        dropout: bool = False  # the reference's --no_dropout is on for CycleGAN
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        lambda_A: float = 10.0  # cycle A -> B -> A
-        lambda_B: float = 10.0  # cycle B -> A -> B
-        lambda_identity: float = 0.5  # identity weight relative to lambda (effective 5)
-        pool_size: int = 50  # fakes kept per discriminator (0: none)
-        loss: str = "lsgan"  # lsgan | vanilla | hinge | wgangp
-        gp_weight: float = 10.0  # wgangp
-        batch_forwards: bool = True  # 3 batched G calls, one D call for real+fake (exact for per-sample norms)
+        name: str = MISSING
+        netG: str = MISSING  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (| unet_32, resnet_<N>blocks)
+        netD: str = MISSING  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = MISSING  # used by netD=n_layers
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING  # instance | batch | layer | none
+        bias_without_norm: bool = MISSING  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
+        dropout: bool = MISSING  # the reference's --no_dropout is on for CycleGAN
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        lambda_A: float = MISSING  # cycle A -> B -> A
+        lambda_B: float = MISSING  # cycle B -> A -> B
+        lambda_identity: float = MISSING  # identity weight relative to lambda (effective 5)
+        pool_size: int = MISSING  # fakes kept per discriminator (0: none)
+        loss: str = MISSING  # lsgan | vanilla | hinge | wgangp
+        gp_weight: float = MISSING  # wgangp
+        batch_forwards: bool = MISSING  # 3 batched G calls, one D call for real+fake (exact for per-sample norms)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)  # builds self.loss from model.loss (lsgan, vanilla, hinge, wgangp)

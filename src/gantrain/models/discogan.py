@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
@@ -50,24 +51,24 @@ class DiscoGAN(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "discogan"
-        ngf: int = 64
-        ndf: int = 64
-        bottleneck: int = 100  # width of the 1x1 code; 0: none, the code_size map is the code
-        code_size: int = 4  # side of the encoder's last feature map (4: the official code)
-        norm: str = "batch"
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        loss: str = "bce"  # bce (the paper's standard GAN) | lsgan | hinge
-        recon: str = "mse"  # mse | l1
-        lambda_recon: float = 1.0  # paper: GAN + reconstruction, equal weights
-        official_mix: bool = False  # the official code's GAN/feature-matching mix and reconstruction curriculum
-        gan_weight: float = 0.1
-        fm_weight: float = 0.9
-        recon_rate_start: float = 0.01
-        recon_rate: float = 0.5
-        curriculum_iters: int = 10000
-        d_every: int = 1  # D/G alternation (not a critic count); official code: 3 (D on iterations divisible by 3, G on the others)
+        name: str = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        bottleneck: int = MISSING  # width of the 1x1 code; 0: none, the code_size map is the code
+        code_size: int = MISSING  # side of the encoder's last feature map (4: the official code)
+        norm: str = MISSING
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        loss: str = MISSING  # bce (the paper's standard GAN) | lsgan | hinge
+        recon: str = MISSING  # mse | l1
+        lambda_recon: float = MISSING  # paper: GAN + reconstruction, equal weights
+        official_mix: bool = MISSING  # the official code's GAN/feature-matching mix and reconstruction curriculum
+        gan_weight: float = MISSING
+        fm_weight: float = MISSING
+        recon_rate_start: float = MISSING
+        recon_rate: float = MISSING
+        curriculum_iters: int = MISSING
+        d_every: int = MISSING  # D/G alternation (not a critic count); official code: 3 (D on iterations divisible by 3, G on the others)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         if cfg.recon not in ("mse", "l1"):

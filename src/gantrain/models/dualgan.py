@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
@@ -25,23 +26,23 @@ class DualGAN(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "dualgan"
-        netG: str = "unet_256"
-        netD: str = "basic"
-        n_layers_D: int = 3
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "batch"
-        dropout: bool = True  # the noise z of the paper, realised as dropout
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        lambda_A: float = 200.0  # reconstruction A -> B -> A
-        lambda_B: float = 200.0
-        recon: str = "l1"  # l1 | l2
-        loss: str = "wgan"  # wgan (clipping) | wgan-gp | classic (= bce) | lsgan
-        clip_value: float = 0.01
-        d_steps: int = 3  # critic updates per generator update
-        gp_weight: float = 10.0
+        name: str = MISSING
+        netG: str = MISSING
+        netD: str = MISSING
+        n_layers_D: int = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING
+        dropout: bool = MISSING  # the noise z of the paper, realised as dropout
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        lambda_A: float = MISSING  # reconstruction A -> B -> A
+        lambda_B: float = MISSING
+        recon: str = MISSING  # l1 | l2
+        loss: str = MISSING  # wgan (clipping) | wgan-gp | classic (= bce) | lsgan
+        clip_value: float = MISSING
+        d_steps: int = MISSING  # critic updates per generator update
+        gp_weight: float = MISSING
 
     def __init__(self, cfg, info: DataInfo) -> None:
         if cfg.recon not in ("l1", "l2"):

@@ -18,6 +18,7 @@ from typing import Any, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.data.captions import CaptionedImages, decode_tokens, encode_captions
@@ -43,29 +44,29 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 class GANCLS(GANModel):
     @dataclass
     class Config:
-        name: str = "gan_cls"
-        z_dim: int = 100
-        z_dist: str = "normal"
-        ngf: int = 128
-        ndf: int = 64
-        norm_G: str = "batch"
-        norm_D: str = "batch"
-        proj_dim: int = 128  # the text projection (Linear + LeakyReLU 0.2) in G and D
-        matching_aware: bool = True  # GAN-CLS: the mismatching-caption term; false: plain conditional GAN
-        cls_weight: float = 0.5  # weight of each fake term (wrong caption, generated image) in D's loss
-        interpolate: bool = False  # GAN-INT: G also trains on interpolated embeddings
-        int_beta: float = 0.5
-        text_encoder: str = "learned"  # learned | sentence_transformer | precomputed
-        text_encoder_path: Optional[str] = None  # sentence_transformer: folder or name; precomputed: file or folder
-        text_dim: int = 128  # caption embedding size (must match an external encoder's)
-        word_dim: int = 64  # learned encoder: word embeddings and GRU width
-        pretrain_steps: int = 200  # learned encoder: joint image-text pretraining before the GAN
-        pretrain_batch: int = 128
-        pretrain_lr: float = 2e-3
-        bank_size: int = 1000  # test captions kept for sample grids and evaluation
-        grid_captions: int = 8
-        init_type: str = "normal"
-        init_gain: float = 0.02
+        name: str = MISSING
+        z_dim: int = MISSING
+        z_dist: str = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm_G: str = MISSING
+        norm_D: str = MISSING
+        proj_dim: int = MISSING  # the text projection (Linear + LeakyReLU 0.2) in G and D
+        matching_aware: bool = MISSING  # GAN-CLS: the mismatching-caption term; false: plain conditional GAN
+        cls_weight: float = MISSING  # weight of each fake term (wrong caption, generated image) in D's loss
+        interpolate: bool = MISSING  # GAN-INT: G also trains on interpolated embeddings
+        int_beta: float = MISSING
+        text_encoder: str = MISSING  # learned | sentence_transformer | precomputed
+        text_encoder_path: Optional[str] = MISSING  # sentence_transformer: folder or name; precomputed: file or folder
+        text_dim: int = MISSING  # caption embedding size (must match an external encoder's)
+        word_dim: int = MISSING  # learned encoder: word embeddings and GRU width
+        pretrain_steps: int = MISSING  # learned encoder: joint image-text pretraining before the GAN
+        pretrain_batch: int = MISSING
+        pretrain_lr: float = MISSING
+        bank_size: int = MISSING  # test captions kept for sample grids and evaluation
+        grid_captions: int = MISSING
+        init_type: str = MISSING
+        init_gain: float = MISSING
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)

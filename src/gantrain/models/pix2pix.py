@@ -21,6 +21,7 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
@@ -62,20 +63,20 @@ class Pix2Pix(GANModel):
 
     @dataclass
     class Config:
-        name: str = "pix2pix"
-        netG: str = "unet_256"  # unet_256 | unet_128 (| unet_<2^k>, resnet_9blocks, resnet_6blocks)
-        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
-        n_layers_D: int = 3  # netD=n_layers only
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "batch"  # batch | instance | layer | none
-        bias_without_norm: bool = False  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
-        dropout: bool = True  # Dropout(0.5) in the U-Net decoder: the paper's noise
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        gan_mode: str = "vanilla"  # vanilla (cross-entropy) | lsgan
-        lambda_L1: float = 100.0
-        test_mode: str = "train"  # train: the paper's inference (dropout on, batch stats) | eval: running stats, no dropout
+        name: str = MISSING
+        netG: str = MISSING  # unet_256 | unet_128 (| unet_<2^k>, resnet_9blocks, resnet_6blocks)
+        netD: str = MISSING  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = MISSING  # netD=n_layers only
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING  # batch | instance | layer | none
+        bias_without_norm: bool = MISSING  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
+        dropout: bool = MISSING  # Dropout(0.5) in the U-Net decoder: the paper's noise
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        gan_mode: str = MISSING  # vanilla (cross-entropy) | lsgan
+        lambda_L1: float = MISSING
+        test_mode: str = MISSING  # train: the paper's inference (dropout on, batch stats) | eval: running stats, no dropout
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.models.translation import TranslationModel
@@ -31,23 +32,23 @@ class UNIT(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "unit"
-        ngf: int = 64
-        ndf: int = 64
-        n_res: int = 3  # residual blocks per encoder/decoder, besides the shared one
-        norm: str = "instance"
-        dropout: bool = True  # the paper code's residual-block dropout 0.5
-        netD: str = "n_layers"
-        n_layers_D: int = 4
-        norm_D: str = "none"
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        loss: str = "bce"
-        lambda_gan: float = 10.0  # lambda_0
-        lambda_kl: float = 0.1  # lambda_1
-        lambda_recon: float = 100.0  # lambda_2
-        lambda_cycle_kl: float = 0.1  # lambda_3
-        lambda_cycle: float = 100.0  # lambda_4
+        name: str = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        n_res: int = MISSING  # residual blocks per encoder/decoder, besides the shared one
+        norm: str = MISSING
+        dropout: bool = MISSING  # the paper code's residual-block dropout 0.5
+        netD: str = MISSING
+        n_layers_D: int = MISSING
+        norm_D: str = MISSING
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        loss: str = MISSING
+        lambda_gan: float = MISSING  # lambda_0
+        lambda_kl: float = MISSING  # lambda_1
+        lambda_recon: float = MISSING  # lambda_2
+        lambda_cycle_kl: float = MISSING  # lambda_3
+        lambda_cycle: float = MISSING  # lambda_4
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
