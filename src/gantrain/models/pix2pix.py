@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -23,10 +22,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import make_loss
-from gantrain.models.base import GANModel
+from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
@@ -34,7 +33,6 @@ from gantrain.trainer.distributed import local_batch_norm
 from gantrain.trainer.rng import isolated_rng
 
 GAN_MODES = {"vanilla": "bce", "lsgan": "lsgan"}  # the reference's --gan_mode names -> gantrain.losses
-GRID_IMAGES = 8
 TEST_SEED = 0
 
 
@@ -58,7 +56,9 @@ def paper_inference(net: nn.Module, seed: int) -> Iterator[None]:
             net.train(was_training)
 
 
-class Pix2Pix(GANModel):
+class Pix2Pix(TranslationModel):
+    """One direction, one G and one D, on TranslationModel's grid inputs (the first test pairs, never trained on)."""
+
     generator_names = ("G",)
 
     @dataclass
@@ -90,8 +90,6 @@ class Pix2Pix(GANModel):
         self.direction = str(info.extra.get("direction", "AtoB"))
         self.src, self.dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
         self.directions = (self.direction,)  # the only one `translate` accepts: per-direction metrics score it alone
-        self.channels_A = int(info.extra.get("channels_A", info.channels))
-        self.channels_B = int(info.extra.get("channels_B", info.channels))
         c_in, c_out = (self.channels_A, self.channels_B) if self.src == "A" else (self.channels_B, self.channels_A)
         self.nets["G"] = build_generator(cfg.netG, c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout, cfg.bias_without_norm)
         self.nets["D"] = build_patch_discriminator(cfg.netD, c_in + c_out, cfg.ndf, cfg.n_layers_D, cfg.norm,
@@ -104,15 +102,6 @@ class Pix2Pix(GANModel):
                 f"model.netG={cfg.netG} needs image sides divisible by {multiple}, but data gives {info.image_size} px; "
                 f"pick netG=unet_{info.image_size} if that is a power of two, or a resnet generator"
             )
-        self._fixed: dict[str, torch.Tensor] = {}
-
-    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
-        """Keep the first test pairs for the grids (never trained on)."""
-        split = data.split("test")
-        if hasattr(split, "domain"):
-            for side in ("A", "B"):
-                images = split.domain(side)
-                self._fixed[side] = images.batch(torch.arange(min(GRID_IMAGES, len(images))))["image"]
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
@@ -150,17 +139,6 @@ class Pix2Pix(GANModel):
             return G(x.to(self.rt.device)).float()
 
     # ------------------------------------------------------------------ sampling
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        if not self._fixed:
-            raise GantrainError("model=pix2pix translates images: use gantrain-translate RUN --input DIR --out DIR")
-        return {k: v[: max(1, min(n, GRID_IMAGES))] for k, v in self._fixed.items()}
-
-    def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        return self.translate(inputs[self.src], self.direction, nets)
-
     def sample_grids(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> dict[str, torch.Tensor]:
         x = inputs[self.src].to(self.rt.device)
         return {"input": x, "output": self.translate(x, self.direction, nets), "target": inputs[self.dst].to(self.rt.device)}
-
-    def grid_rows(self) -> int | None:
-        return GRID_IMAGES
