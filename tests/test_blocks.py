@@ -192,3 +192,19 @@ def test_top_k_keeps_the_fakes_d_rates_most_real_and_shrinks_per_epoch():
     assert model.top_k(patch, step=50).shape == (2, 1, 2, 2)
     off = DCGAN(group_config("model", "dcgan", ngf=4, ndf=4), DataInfo("toy", 1, 16))
     assert off.top_k(logits, step=1000) is logits  # the paper's game by default
+
+
+def test_frozen_nets_take_no_gradient_and_get_their_own_flags_back():
+    """GANModel.frozen (D during G's step): no weight gradients inside, each parameter's flag restored after,
+    also when the block raises or a parameter was frozen before (a shared or pretrained layer)."""
+    from gantrain.models.base import GANModel
+
+    D, G = torch.nn.Linear(2, 1), torch.nn.Linear(2, 2)
+    D.bias.requires_grad_(False)
+    with GANModel.frozen(D, None):
+        D(G(torch.ones(1, 2))).sum().backward()
+    assert D.weight.grad is None and G.weight.grad is not None
+    assert D.weight.requires_grad and not D.bias.requires_grad
+    with pytest.raises(RuntimeError), GANModel.frozen(D):
+        raise RuntimeError("inside")
+    assert D.weight.requires_grad
