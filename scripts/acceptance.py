@@ -67,7 +67,7 @@ QUICK: dict[str, list[str]] = {
     "latent_encoder": ["data.image_size=16", "model.ndf=4"],
     "cogan": ["data.image_size=16", "model.z_dim=8", "data.batch_size=8"],
     "cyclegan": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=resnet_2blocks", "model.pool_size=3"],
-    "dualgan": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=unet_32", "model.n_critic=2"],
+    "dualgan": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=unet_32", "model.d_steps=2"],
     "discogan": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.official_mix=true", "model.curriculum_iters=2"],
     "unit": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.n_res=1", "model.netD=basic"],
     "pix2pix": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=unet_32"],

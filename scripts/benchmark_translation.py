@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
+from gantrain.config.schema import group_config
 from gantrain.data.base import DataInfo
 from gantrain.models.cut import CUT
 from gantrain.models.cyclegan import CycleGAN
@@ -38,7 +39,7 @@ def bench(name: str, size: int, batch: int, steps: int, device: torch.device, pr
     overrides = {"batch_forwards": False} if (reference and name in ("cyclegan", "cut")) else {}
     if name == "dualgan":
         overrides["netG"] = "unet_128" if size == 128 else f"unet_{size}"
-    cfg = OmegaConf.structured(cls.Config(**overrides))
+    cfg = group_config("model", name, **overrides)
     model = cls(cfg, DataInfo("bench", 3, size))
     model.attach(Runtime(device, precision, channels_last))
     optim = OmegaConf.create({"name": "adam", "lr": 2e-4, "lr_D": None, "betas": [0.5, 0.999], "eps": 1e-8,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from gantrain.config.schema import OptimConfig, validate_config
+from gantrain.config.schema import OptimConfig, group_config, validate_config
 from gantrain.data.base import InMemoryImages
 from gantrain.data.digits import Digits
 from gantrain.data.loader import make_batch_stream
@@ -182,7 +182,7 @@ def test_top_k_keeps_the_fakes_d_rates_most_real_and_shrinks_per_epoch():
     from gantrain.data.base import DataInfo
     from gantrain.models.dcgan import DCGAN
 
-    model = DCGAN(OmegaConf.structured(DCGAN.Config(ngf=4, ndf=4, topk_gamma=0.5, topk_min=0.25)), DataInfo("toy", 1, 16))
+    model = DCGAN(group_config("model", "dcgan", ngf=4, ndf=4, topk_gamma=0.5, topk_min=0.25), DataInfo("toy", 1, 16))
     model.steps_per_epoch = 10
     logits = torch.tensor([0.1, 3.0, -2.0, 1.0, 2.0, -1.0, 0.5, 0.0])  # DCGAN's D: one logit per image
     assert model.top_k(logits, step=9).shape == (8,)  # epoch 0: the whole batch
@@ -190,5 +190,21 @@ def test_top_k_keeps_the_fakes_d_rates_most_real_and_shrinks_per_epoch():
     assert model.top_k(logits, step=50).flatten().tolist() == [3.0, 2.0]  # floor: topk_min of the batch
     patch = logits.view(8, 1, 1, 1).expand(8, 1, 2, 2)  # a PatchGAN map is scored by its mean
     assert model.top_k(patch, step=50).shape == (2, 1, 2, 2)
-    off = DCGAN(OmegaConf.structured(DCGAN.Config(ngf=4, ndf=4)), DataInfo("toy", 1, 16))
+    off = DCGAN(group_config("model", "dcgan", ngf=4, ndf=4), DataInfo("toy", 1, 16))
     assert off.top_k(logits, step=1000) is logits  # the paper's game by default
+
+
+def test_frozen_nets_take_no_gradient_and_get_their_own_flags_back():
+    """GANModel.frozen (D during G's step): no weight gradients inside, each parameter's flag restored after,
+    also when the block raises or a parameter was frozen before (a shared or pretrained layer)."""
+    from gantrain.models.base import GANModel
+
+    D, G = torch.nn.Linear(2, 1), torch.nn.Linear(2, 2)
+    D.bias.requires_grad_(False)
+    with GANModel.frozen(D, None):
+        D(G(torch.ones(1, 2))).sum().backward()
+    assert D.weight.grad is None and G.weight.grad is not None
+    assert D.weight.requires_grad and not D.bias.requires_grad
+    with pytest.raises(RuntimeError), GANModel.frozen(D):
+        raise RuntimeError("inside")
+    assert D.weight.requires_grad

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import TINY, compose_cfg, run_cli
 from gantrain import runs
 from gantrain.cli import sample as sample_cli
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.metrics.evaluator import ClassifierMetrics
@@ -34,7 +33,7 @@ INFO = DataInfo("toy", 1, 16, 3, ["a", "b", "c"], [10, 30, 60])
 
 
 def make_model(cls, **overrides):
-    cfg = OmegaConf.structured(cls.Config(ngf=4, ndf=4, **overrides))
+    cfg = group_config("model", cls.__name__.lower(), ngf=4, ndf=4, **overrides)  # CGAN -> configs/model/cgan.yaml
     model = cls(cfg, INFO)
     model.configure_optimizers(lambda name, params: torch.optim.SGD(params, lr=0.0))
     return model
@@ -120,7 +119,7 @@ def test_fixed_inputs_give_one_row_per_class():
 def test_unlabelled_data_is_refused():
     info = DataInfo("celeba", 3, 64)
     with pytest.raises(GantrainError, match="has no labels"):
-        CGAN(OmegaConf.structured(CGAN.Config()), info)
+        CGAN(group_config("model", "cgan"), info)
 
 
 # ----------------------------------------------------------------------------- losses

@@ -3,10 +3,12 @@ line, and declared keys have an effect (logger.hparams)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 from gantrain.config.paths import config_dir, config_groups
 from gantrain.config.schema import ALLOWED, resolve_target, validate_config
@@ -114,6 +116,40 @@ def test_logger_hparams_decides_whether_the_hparams_session_is_written(tmp_path,
     except KeyError:  # the plugin never wrote anything
         content = {}
     assert ("_hparams_/session_start_info" in content) == hparams
+
+
+def test_model_configs_declare_keys_without_defaults():
+    """A family's YAML is the one place for its values (and their paper notes): its Config declares keys and types
+    only, so a key the YAML lacks fails validation instead of silently taking a second, drifting default."""
+    for option in GROUPS["model"]:
+        schema = resolve_target(OmegaConf.load(config_dir() / "model" / f"{option}.yaml")._target_).Config
+        defaults = [f.name for f in dataclasses.fields(schema)
+                    if f.default != MISSING or f.default_factory is not dataclasses.MISSING]
+        assert not defaults, f"{schema.__qualname__} has defaults for {defaults}"
+
+
+def test_a_model_key_the_yaml_lacks_is_one_line():
+    cfg = OmegaConf.to_container(compose_cfg(["model=cyclegan", "data=digits2negative"]))
+    del cfg["model"]["pool_size"]
+    with pytest.raises(GantrainError) as err:
+        validate_config(OmegaConf.create(cfg))
+    assert str(err.value) == ("config group model sets no value for model.pool_size; add it to the group's YAML "
+                              "(configs/model/) or set it on the command line")
+
+
+def test_renamed_critic_steps_key_is_one_line_naming_the_new_key(tmp_path):
+    """dualgan's n_critic became d_steps (the one critic-step name): an old config or a command line says so in one line."""
+    import subprocess
+    import sys
+
+    old = OmegaConf.to_container(compose_cfg(["model=dualgan", "data=digits2negative"]))
+    old["model"]["n_critic"] = old["model"].pop("d_steps")
+    old = OmegaConf.create(old)
+    with pytest.raises(GantrainError) as err:
+        validate_config(old)
+    assert str(err.value) == "model.n_critic was renamed to model.d_steps; write model.d_steps=3"
+    run = subprocess.run([sys.executable, "-m", "gantrain", "model=dualgan", "model.n_critic=2"], capture_output=True, text=True)
+    assert run.returncode != 0 and "model.n_critic was renamed to model.d_steps; write model.d_steps=2" in run.stderr
 
 
 def test_retired_download_key_is_dropped_from_an_old_config_but_not_accepted_on_the_command_line():

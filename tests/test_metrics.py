@@ -17,7 +17,7 @@ import torch.nn as nn
 from omegaconf import OmegaConf
 
 from gantrain.cli import eval as eval_cli
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.data.digits import Digits
 from gantrain.errors import GantrainError
 from gantrain.metrics import inception, reference
@@ -126,7 +126,7 @@ class RealImagesModel:
 
 def eval_cfg(tmp_path, **eval_keys):
     cfg = OmegaConf.create({
-        "seed": 0, "model": {"_target_": "gantrain.models.dcgan.DCGAN", "name": "dcgan"},
+        "seed": 0, "model": OmegaConf.to_container(group_config("model", "dcgan")),
         "data": {"_target_": "gantrain.data.digits.Digits", "name": "digits", "image_size": 16},
         "trainer": {"max_steps": 1},
         "eval": {"backbone": "tiny", "num_samples": 64, "num_real": 100, "kid_subsets": 4, "kid_subset_size": 50,

@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import compose_cfg, run_cli
 from gantrain.metrics.evaluator import EvalSetup
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.data import aligned
 from gantrain.data.aligned import AlignedFolder, AlignedImages, Edges2Digits
 from gantrain.data.base import DataInfo
@@ -40,7 +40,7 @@ def _cfg(cls, **kw):
 def _model_cfg(**kw):
     base = dict(netG="unet_32", ngf=4, ndf=4)
     base.update(kw)
-    return _cfg(Pix2Pix, **base)
+    return group_config("model", "pix2pix", **base)
 
 
 @pytest.fixture(scope="module")
@@ -170,15 +170,15 @@ def test_named_dataset_download_from_local_server(http_dir, tmp_path, monkeypatc
 # ------------------------------------------------------------------ model
 def test_default_nets_follow_the_paper():
     info = DataInfo("x", 3, 256, extra={"paired": True, "direction": "AtoB"})
-    m = Pix2Pix(_cfg(Pix2Pix, ngf=4, ndf=4), info)
+    m = Pix2Pix(group_config("model", "pix2pix", ngf=4, ndf=4), info)
     G, D = m.nets["G"], m.nets["D"]
     assert sum(isinstance(x, nn.Dropout) for x in G.modules()) == 3  # unet_256: 3 inner 8ngf decoder levels
     assert any(isinstance(x, nn.BatchNorm2d) for x in G.modules())
     assert D(torch.zeros(1, 6, 256, 256)).shape == (1, 1, 30, 30)  # 70x70 PatchGAN on (input, output)
     with pytest.raises(GantrainError, match="divisible by 256"):
-        Pix2Pix(_cfg(Pix2Pix, ngf=4, ndf=4), DataInfo("x", 3, 32, extra={"paired": True}))
+        Pix2Pix(group_config("model", "pix2pix", ngf=4, ndf=4), DataInfo("x", 3, 32, extra={"paired": True}))
     with pytest.raises(GantrainError, match="gan_mode=wgan"):
-        Pix2Pix(_cfg(Pix2Pix, gan_mode="wgan"), info)
+        Pix2Pix(group_config("model", "pix2pix", gan_mode="wgan"), info)
     with pytest.raises(GantrainError, match="needs paired data"):
         Pix2Pix(_model_cfg(), DataInfo("digits", 1, 32))
 

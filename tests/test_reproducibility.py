@@ -39,7 +39,7 @@ FAMILIES: dict[str, list[str]] = {
                        "model.image_weight=0.5"],
     "cogan": ["model=cogan", "data=digits2negative", "data.image_size=16", "model.z_dim=4", *NARROW, *EMA],
     "cyclegan": ["model=cyclegan", "data=digits2negative", "model.netG=resnet_2blocks", "model.pool_size=3", *NARROW],
-    "dualgan": ["model=dualgan", "data=digits2negative", "model.netG=unet_32", "model.n_critic=2", *NARROW],
+    "dualgan": ["model=dualgan", "data=digits2negative", "model.netG=unet_32", "model.d_steps=2", *NARROW],
     "discogan": ["model=discogan", "data=digits2negative", "model.official_mix=true", "model.curriculum_iters=2", *NARROW],
     "unit": ["model=unit", "data=digits2negative", "model.n_res=1", "model.netD=basic", *NARROW],
     "pix2pix": ["model=pix2pix", "data=edges2digits", *NARROW],

@@ -122,7 +122,7 @@ def test_precomputed_and_sentence_transformer_encoders(tmp_path, monkeypatch):
     model, _ = make_model(tmp_path, text_encoder="precomputed", text_encoder_path=str(tmp_path / "emb.pt"), text_dim=12)
     assert "T" not in model.nets
     batch = data.split("train").batch(torch.arange(4), torch.Generator().manual_seed(0))
-    assert torch.equal(model._embed_batch(batch), tables["train"][batch["index"], batch["caption"]])
+    assert torch.equal(model.text.embed_batch(batch), tables["train"][batch["index"], batch["caption"]])
     with pytest.raises(GantrainError, match="cannot embed new captions"):
         model.embed_texts(["a red circle"])
     with pytest.raises(GantrainError, match="model.text_dim=12"):

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import TINY, compose_cfg, run_cli
 from gantrain import runs
 from gantrain.metrics.evaluator import EvalSetup
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.errors import GantrainError
 from gantrain.metrics.frechet import kid_from_features
 from gantrain.metrics.translation import TranslationMetrics
@@ -21,7 +21,7 @@ from gantrain.trainer.trainer import Trainer
 
 SMALL = {
     "cyclegan": ["model.netG=resnet_2blocks", "model.pool_size=3"],
-    "dualgan": ["model.netG=unet_32", "model.n_critic=2"],
+    "dualgan": ["model.netG=unet_32", "model.d_steps=2"],
     "discogan": ["model.official_mix=true", "model.curriculum_iters=2"],
     "unit": ["model.n_res=1", "model.netD=basic"],
 }
@@ -74,7 +74,7 @@ def test_dualgan_digits_preset_keeps_the_paper_game():
     """The digits2negative preset shrinks the nets but trains the paper's WGAN game (clipping, several critic steps)."""
     cfg = validate_config(compose_cfg(["model=dualgan", "data=digits2negative"]))
     m = cfg.model
-    assert (m.loss, m.clip_value, m.n_critic, m.lambda_A, m.lambda_B, m.recon) == ("wgan", 0.02, 3, 200, 200, "l1")
+    assert (m.loss, m.clip_value, m.d_steps, m.lambda_A, m.lambda_B, m.recon) == ("wgan", 0.02, 3, 200, 200, "l1")
     assert (cfg.optim.name, m.netG, m.norm, cfg.trainer.max_epochs) == ("rmsprop", "unet_32", "none", 30)
 
 
@@ -97,7 +97,7 @@ def test_cyclegan_losses_match_hand_computation():
     from omegaconf import OmegaConf
     from gantrain.trainer.optim import build_optimizer
 
-    cfg = OmegaConf.structured(CycleGAN.Config(netG="resnet_1blocks", ngf=4, ndf=4))
+    cfg = group_config("model", "cyclegan", netG="resnet_1blocks", ngf=4, ndf=4)
     model = CycleGAN(cfg, DataInfo("t", 1, 32))
     optim = OmegaConf.create({"name": "adam", "lr": 2e-4, "lr_D": None, "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0.0, "fused": None})
     model.configure_optimizers(lambda n, p: build_optimizer(n, p, optim, torch.device("cpu")))

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from gantrain.errors import GantrainError
+from gantrain.nets.freeze import frozen
 
 METHODS = ("optimize", "encoder", "hybrid")
 KEEP_PRIOR = ("clip", "resample", "none")
@@ -44,10 +45,13 @@ class Latent:
     E: nn.Module | None = None
 
 
-def sample_prior(n: int, z_dim: int, z_dist: str, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def sample_prior(n: int, z_dim: int, z_dist: str, gen: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """n draws of the latent prior (`z_dist` normal, or uniform on [-1, 1]), the one prior of every family and of
+    inversion. From `gen` they are drawn on the CPU (the same numbers on every device), else from `device`'s stream."""
     shape = (n, z_dim)
-    z = torch.rand(shape, generator=gen) * 2 - 1 if z_dist == "uniform" else torch.randn(shape, generator=gen)
-    return z.to(device)
+    draw = torch.rand if z_dist == "uniform" else torch.randn
+    z = draw(shape, generator=gen) if gen is not None else draw(shape, device=device)
+    return (z * 2 - 1 if z_dist == "uniform" else z).to(device)
 
 
 @torch.no_grad()
@@ -101,11 +105,7 @@ def invert(latent: Latent, x: torch.Tensor, method: str, s: InversionSettings, g
             f"--method {method} needs an encoder: invert a BiGAN or latent_encoder run, or pass --encoder RUN "
             "(train one with `gantrain model=latent_encoder model.generator=RUN`)"
         )
-    params = [p for net in (latent.G, latent.E) if net is not None for p in net.parameters()]
-    requires = [p.requires_grad for p in params]
-    for p in params:  # gradients flow to z only
-        p.requires_grad_(False)
-    try:
+    with frozen(latent.G, latent.E):  # gradients flow to z only
         if method == "encoder":
             with torch.no_grad():
                 return project_to_prior(latent.E(x), latent.z_dist, s.keep_prior, gen)
@@ -123,9 +123,6 @@ def invert(latent: Latent, x: torch.Tensor, method: str, s: InversionSettings, g
             err = per_image_mse(latent.G(z), xs).view(s.restarts, n)
         best = err.argmin(0)
         return z.view(s.restarts, n, -1)[best, torch.arange(n, device=x.device)]
-    finally:
-        for p, flag in zip(params, requires):
-            p.requires_grad_(flag)
 
 
 def psnr(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
@@ -151,7 +148,7 @@ def latent_of(model, nets: nn.ModuleDict | None = None, encoder_model=None) -> L
     pick = {name: (nets[name] if nets is not None and name in nets else model.nets[name]) for name in ("G", "E") if name in model.nets}
     if "G" not in pick:
         raise GantrainError(f"model={model.cfg.name} has no single generator G to invert")
-    z_dim, z_dist = getattr(model, "latent_prior", None) or (model.cfg.z_dim, getattr(model.cfg, "z_dist", "normal"))
+    z_dim, z_dist = model.latent_prior
     E = pick.get("E")
     if encoder_model is not None:
         other = latent_of(encoder_model)

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gantrain.cli.common import fail
 from gantrain.config.paths import config_dir, config_groups
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import check_renamed, validate_config
 from gantrain.errors import GantrainError
 
 log = logging.getLogger("gantrain")
@@ -34,6 +34,10 @@ def precheck(argv: list[str]) -> list[str]:
     user_searchpath = any(k.lstrip("+") == "hydra.searchpath" for k, _ in pairs)
     for key, value in pairs:
         group = key.lstrip("+~")
+        try:
+            check_renamed(group, value)
+        except GantrainError as exc:
+            fail(str(exc))
         if group in groups and not user_searchpath and value not in ("null", ""):
             if "(" in value:  # sweep functions such as glob(*) or choice(a,b)
                 continue

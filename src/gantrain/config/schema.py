@@ -221,7 +221,6 @@ ALLOWED: dict[str, Allowed] = {
     "model.init_type": Allowed(choices=("normal", "xavier", "kaiming", "orthogonal")),
     "model.init_gain": POSITIVE,
     "model.d_steps": AT_LEAST_1,
-    "model.n_critic": AT_LEAST_1,
     "model.d_every": AT_LEAST_1,
     "model.gp_weight": AT_LEAST_0,
     "model.clip_value": POSITIVE,
@@ -299,6 +298,16 @@ def resolve_target(target: str) -> type:
 # Keys removed because they had no effect, per group: dropped where the schema no longer declares them, so the
 # configs stored in older checkpoints still validate on resume (e.g. data.download of the offline datasets).
 RETIRED_KEYS: dict[str, set[str]] = {"data": {"download"}}
+# Keys given a new name, per group: the old name fails with one line naming the new one.
+RENAMED_KEYS: dict[str, dict[str, str]] = {"model": {"n_critic": "d_steps"}}
+
+
+def check_renamed(dotted: str, value: Any) -> None:
+    """One line for a key that was given a new name (on the command line, in a user config or an old checkpoint)."""
+    group, _, key = dotted.partition(".")
+    new = RENAMED_KEYS.get(group, {}).get(key)
+    if new is not None:
+        raise GantrainError(f"{dotted} was renamed to {group}.{new}; write {group}.{new}={value}")
 
 
 def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
@@ -309,6 +318,8 @@ def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
     declared = {f.name for f in fields(schema)}
     for key in RETIRED_KEYS.get(where, set()) - declared:
         data.pop(key, None)
+    for key, value in data.items():
+        check_renamed(f"{where}.{key}", value)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), data)
     except (ConfigKeyError, ConfigAttributeError) as exc:
@@ -320,10 +331,26 @@ def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
         raise GantrainError(f"bad value for {where}.{key}: {str(exc).splitlines()[0]}") from None
     except OmegaConfBaseException as exc:
         raise GantrainError(f"invalid config group {where}: {str(exc).splitlines()[0]}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:  # a family's Config declares its keys without values: its YAML is where they are set
+        raise GantrainError(f"config group {where} sets no value for {', '.join(f'{where}.{k}' for k in missing)}; "
+                            f"add it to the group's YAML (configs/{where}/) or set it on the command line")
     if target is not None:
         with_target = OmegaConf.create({"_target_": target})
         merged = OmegaConf.merge(with_target, merged)
     return merged
+
+
+def group_config(group: str, option: str, **overrides: Any) -> DictConfig:
+    """configs/<group>/<option>.yaml on its own (no recipe, preset or defaults list) with `overrides`, validated as
+    in a run: what a family's constructor receives when a test or benchmark builds it without composing a run."""
+    from gantrain.config.paths import config_dir
+
+    node = OmegaConf.load(config_dir() / group / f"{option}.yaml")
+    node.pop("defaults", None)
+    node = _validate_node(OmegaConf.merge(node, overrides), resolve_target(node._target_).Config, group)
+    check_allowed(OmegaConf.create({group: node}))
+    return node
 
 
 def validate_config(cfg: DictConfig) -> DictConfig:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.losses import clip_weights_
-from gantrain.models.base import requires_grad
 from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import AuxClassifierDiscriminator, ConditionalGenerator
 from gantrain.nets.init import init_weights
@@ -26,9 +26,9 @@ from gantrain.nets.init import init_weights
 class ACGAN(ConditionalGANModel):
     @dataclass
     class Config(ConditionalConfig):
-        name: str = "acgan"
-        class_weight: float = 1.0  # weight of the class cross-entropy terms
-        fake_class_loss: bool = True  # D's class loss on fakes (paper); false: real images only
+        name: str = MISSING
+        class_weight: float = MISSING  # weight of the class cross-entropy terms
+        fake_class_loss: bool = MISSING  # D's class loss on fakes (paper); false: real images only
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -65,13 +65,12 @@ class ACGAN(ConditionalGANModel):
             "acc/D_class_real": self.accuracy(cls_real, y_real), "acc/D_class_fake": self.accuracy(cls_fake, y_fake),
         }
         if (step + 1) % self.cfg.d_steps == 0:
-            requires_grad(D, False)
-            with rt.autocast():
-                adv_g, cls_g = D(self.augment(fake))
-                g_adv = self.loss.generator(adv_g)
-                g_class = F.cross_entropy(cls_g.float(), y_fake)
-                loss_G = g_adv + w * g_class
-            self.update("G", loss_G)
-            requires_grad(D, True)
+            with self.frozen(D):
+                with rt.autocast():
+                    adv_g, cls_g = D(self.augment(fake))
+                    g_adv = self.loss.generator(adv_g)
+                    g_class = F.cross_entropy(cls_g.float(), y_fake)
+                    loss_G = g_adv + w * g_class
+                self.update("G", loss_G)
             out.update({"G": loss_G.detach(), "G_adv": g_adv.detach(), "G_class": g_class.detach()})
         return out

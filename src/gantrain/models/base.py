@@ -14,16 +14,12 @@ import torch
 import torch.nn as nn
 
 from gantrain.data.base import DataInfo, DataSource
+from gantrain.inversion import sample_prior
 from gantrain.losses import gradient_penalty, make_loss
+from gantrain.nets.freeze import frozen
 from gantrain.runtime import Runtime
 
 OptimizerFactory = Callable[[str, Iterable[nn.Parameter]], torch.optim.Optimizer]
-
-
-def requires_grad(net: nn.Module, flag: bool) -> None:
-    """Freeze D while G steps (and back): no weight gradients are computed for the frozen net."""
-    for p in net.parameters():
-        p.requires_grad_(flag)
 
 
 class GANModel(ABC):
@@ -68,6 +64,9 @@ class GANModel(ABC):
         """Backward `loss` and step optimiser `name` (grad scaling handled by the runtime)."""
         self.rt.update(name, loss, self.optimizers[name])
 
+    # D while G steps (`with self.frozen(D): ...`): no weight gradients are computed for the frozen nets
+    frozen = staticmethod(frozen)
+
     def gradient_penalty(self, critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """The WGAN-GP term, at a precision where its unscaled input gradients cannot underflow (see
         `Runtime.penalty_precision`)."""
@@ -79,15 +78,15 @@ class GANModel(ABC):
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         """One batch of training; returns detached scalar losses (read back only at log steps)."""
 
+    @property
+    def latent_prior(self) -> tuple[int, str]:
+        """(z_dim, z_dist) of the generator's prior: what `sample_z` draws and inversion keeps z on."""
+        return int(self.cfg.z_dim), str(self.cfg.z_dist)
+
     def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
         """Draw from the latent prior `model.z_dist` (normal or uniform on [-1, 1])."""
-        device = device or self.rt.device
-        shape = (n, self.cfg.z_dim)
-        if getattr(self.cfg, "z_dist", "normal") == "uniform":
-            z = torch.rand(shape, generator=generator) * 2 - 1 if generator is not None else torch.rand(shape, device=device) * 2 - 1
-        else:
-            z = torch.randn(shape, generator=generator) if generator is not None else torch.randn(shape, device=device)
-        return z.to(device)
+        z_dim, z_dist = self.latent_prior
+        return sample_prior(n, z_dim, z_dist, generator, device or self.rt.device)
 
     # ----- sampling -----
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -14,14 +14,15 @@ and ReLU after each of its 1024-unit layers; `g_style: lrelu` is gantrain's earl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.dcgan import DCGANGenerator
 from gantrain.nets.encoder import ENCODER_ARCHS, build_encoder
 from gantrain.nets.init import init_weights
@@ -34,26 +35,26 @@ class BiGAN(GANModel):
 
     @dataclass
     class Config:
-        name: str = "bigan"
-        arch: str = "mlp"  # mlp (the paper's permutation-invariant MNIST nets) | dcgan (conv G, E and D x-branch)
-        z_dim: int = 50
-        z_dist: str = "uniform"  # uniform on [-1, 1] | normal
-        encoder: str = "deterministic"  # deterministic (BiGAN) | stochastic (ALI)
-        g_hidden: list[int] = field(default_factory=lambda: [1024, 1024])
-        e_hidden: list[int] = field(default_factory=lambda: [1024, 1024])
-        d_x_hidden: list[int] = field(default_factory=lambda: [1024])
-        d_z_hidden: list[int] = field(default_factory=list)  # []: z projected straight into D's second layer (official)
-        d_joint_hidden: list[int] = field(default_factory=lambda: [1024])
-        ngf: int = 64  # arch=dcgan
-        ndf: int = 64  # arch=dcgan (E and the x-branch of D)
-        norm_G: str = "batch"
-        g_style: str = "official"  # official: norm_G + ReLU after every hidden layer | lrelu: LeakyReLU 0.2, first layer unnormalised
-        norm_E: str = "batch"
-        norm_D: str = "none"
-        d_dropout: float = 0.0  # ALI: 0.2
-        loss: str = "bce"  # bce (non-saturating) | lsgan
-        init_type: str = "normal"
-        init_gain: float = 0.02
+        name: str = MISSING
+        arch: str = MISSING  # mlp (the paper's permutation-invariant MNIST nets) | dcgan (conv G, E and D x-branch)
+        z_dim: int = MISSING
+        z_dist: str = MISSING  # uniform on [-1, 1] | normal
+        encoder: str = MISSING  # deterministic (BiGAN) | stochastic (ALI)
+        g_hidden: list[int] = MISSING
+        e_hidden: list[int] = MISSING
+        d_x_hidden: list[int] = MISSING
+        d_z_hidden: list[int] = MISSING  # []: z projected straight into D's second layer (official)
+        d_joint_hidden: list[int] = MISSING
+        ngf: int = MISSING  # arch=dcgan
+        ndf: int = MISSING  # arch=dcgan (E and the x-branch of D)
+        norm_G: str = MISSING
+        g_style: str = MISSING  # official: norm_G + ReLU after every hidden layer | lrelu: LeakyReLU 0.2, first layer unnormalised
+        norm_E: str = MISSING
+        norm_D: str = MISSING
+        d_dropout: float = MISSING  # ALI: 0.2
+        loss: str = MISSING  # bce (non-saturating) | lsgan
+        init_type: str = MISSING
+        init_gain: float = MISSING
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -88,13 +89,12 @@ class BiGAN(GANModel):
             d_real, d_fake = self.loss.d_pair(D(x, ex.detach()), D(gz.detach(), z))
             loss_D = d_real + d_fake
         self.update("D", loss_D)
-        requires_grad(D, False)
-        with rt.autocast():
-            loss_E = self.loss.discriminator(D(x, ex), real=False)  # inverted label: E wants (x, E(x)) called fake
-            loss_G = self.loss.generator(D(gz, z))  # and G wants (G(z), z) called real
-        self.update("E", loss_E)
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                loss_E = self.loss.discriminator(D(x, ex), real=False)  # inverted label: E wants (x, E(x)) called fake
+                loss_G = self.loss.generator(D(gz, z))  # and G wants (G(z), z) called real
+            self.update("E", loss_E)
+            self.update("G", loss_G)
         return {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach(), "E": loss_E.detach(), "G": loss_G.detach()}
 
     @torch.no_grad()

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.losses import clip_weights_
-from gantrain.models.base import requires_grad
 from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
 from gantrain.nets.init import init_weights
@@ -23,8 +23,8 @@ from gantrain.nets.init import init_weights
 class CGAN(ConditionalGANModel):
     @dataclass
     class Config(ConditionalConfig):
-        name: str = "cgan"
-        d_conditioning: str = "concat"  # concat (paper) | projection
+        name: str = MISSING
+        d_conditioning: str = MISSING  # concat (paper) | projection
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -60,10 +60,9 @@ class CGAN(ConditionalGANModel):
             out["acc/D_class_real"] = self.accuracy(classes_real, y_real)
             out["acc/D_class_fake"] = self.accuracy(classes_fake, y_fake)
         if (step + 1) % self.cfg.d_steps == 0:
-            requires_grad(D, False)
-            with rt.autocast():
-                loss_G = self.loss.generator(D(self.augment(fake), y_fake))
-            self.update("G", loss_G)
-            requires_grad(D, True)
+            with self.frozen(D):
+                with rt.autocast():
+                    loss_G = self.loss.generator(D(self.augment(fake), y_fake))
+                self.update("G", loss_G)
             out["G"] = loss_G.detach()
         return out

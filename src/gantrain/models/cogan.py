@@ -17,9 +17,10 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.coupled import CoupledDiscriminator, CoupledGenerator
 from gantrain.nets.init import init_weights
 
@@ -27,18 +28,18 @@ from gantrain.nets.init import init_weights
 class CoGAN(GANModel):
     @dataclass
     class Config:
-        name: str = "cogan"
-        z_dim: int = 100
-        z_dist: str = "uniform"
-        ngf: int = 64
-        ndf: int = 64
-        shared_g: Optional[int] = None  # leading G blocks shared by both domains (null: all but the output layer)
-        shared_d: Optional[int] = None  # trailing D blocks shared (null: all but the input layer)
-        norm_G: str = "batch"
-        norm_D: str = "batch"
-        loss: str = "bce"  # bce | lsgan | hinge
-        init_type: str = "normal"
-        init_gain: float = 0.02
+        name: str = MISSING
+        z_dim: int = MISSING
+        z_dist: str = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        shared_g: Optional[int] = MISSING  # leading G blocks shared by both domains (null: all but the output layer)
+        shared_d: Optional[int] = MISSING  # trailing D blocks shared (null: all but the input layer)
+        norm_G: str = MISSING
+        norm_D: str = MISSING
+        loss: str = MISSING  # bce | lsgan | hinge
+        init_type: str = MISSING
+        init_gain: float = MISSING
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -61,12 +62,11 @@ class CoGAN(GANModel):
                 out[f"D_{d}"] = (d_real + d_fake).detach()
                 loss_D = loss_D + d_real + d_fake
         self.update("D", loss_D)
-        requires_grad(D, False)
-        with rt.autocast():
-            losses = {d: self.loss.generator(D(fake[d], d)) for d in ("A", "B")}
-            loss_G = losses["A"] + losses["B"]
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                losses = {d: self.loss.generator(D(fake[d], d)) for d in ("A", "B")}
+                loss_G = losses["A"] + losses["B"]
+            self.update("G", loss_G)
         out.update({"D": loss_D.detach(), "G": loss_G.detach(), "G_A": losses["A"].detach(), "G_B": losses["B"].detach()})
         return out
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
@@ -39,23 +40,23 @@ def grid_labels(n: int, num_classes: int) -> torch.Tensor:
 class ConditionalConfig:
     """The keys `cgan` and `acgan` share (each family adds its own; the YAML files hold the paper values)."""
 
-    name: str = ""
-    z_dim: int = 100
-    z_dist: str = "normal"  # normal | uniform
-    ngf: int = 64
-    ndf: int = 64
-    norm_G: str = "batch"
-    norm_D: str = "batch"  # none or layer with wgan-gp
-    g_conditioning: str = "concat"  # concat (paper: label embedding joined to z) | multiply | cbn
-    embed_dim: int = 50  # label embedding size for the concat modes
-    label_sampling: str = "data"  # data (training class frequencies) | uniform
-    loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp
-    d_steps: int = 1
-    gp_weight: float = 10.0
-    clip_value: float = 0.01
-    augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
-    init_type: str = "normal"
-    init_gain: float = 0.02
+    name: str = MISSING
+    z_dim: int = MISSING
+    z_dist: str = MISSING  # normal | uniform
+    ngf: int = MISSING
+    ndf: int = MISSING
+    norm_G: str = MISSING
+    norm_D: str = MISSING  # none or layer with wgan-gp
+    g_conditioning: str = MISSING  # concat (paper: label embedding joined to z) | multiply | cbn
+    embed_dim: int = MISSING  # label embedding size for the concat modes
+    label_sampling: str = MISSING  # data (training class frequencies) | uniform
+    loss: str = MISSING  # bce | lsgan | hinge | wgan | wgan-gp
+    d_steps: int = MISSING
+    gp_weight: float = MISSING
+    clip_value: float = MISSING
+    augment: str = MISSING  # DiffAugment policy for D's inputs, e.g. "translation,cutout"
+    init_type: str = MISSING
+    init_gain: float = MISSING
 
 
 class ConditionalGANModel(GANModel):

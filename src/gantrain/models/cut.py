@@ -17,15 +17,15 @@ query (and key) encodings run as one batched call. Both are the same numbers, fe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
 import torch
 import torch.nn as nn
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import GRID_IMAGES, TranslationModel
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
@@ -40,27 +40,27 @@ class CUT(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "cut"
-        netG: str = "resnet_9blocks"  # a ResNet generator (its encoder layers are tapped): resnet_<N>blocks
-        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
-        n_layers_D: int = 3
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "instance"
-        dropout: bool = False
-        init_type: str = "xavier"  # the official CUT default (CycleGAN uses normal)
-        init_gain: float = 0.02
-        loss: str = "lsgan"  # lsgan | vanilla | hinge
-        lambda_GAN: float = 1.0
-        lambda_NCE: float = 1.0  # FastCUT: 10
-        nce_idt: bool = True  # identity NCE on B (CUT); FastCUT: false
-        nce_layers: List[int] = field(default_factory=lambda: [0, 4, 8, 12, 16])  # indices into G's `model` Sequential
-        netF_nc: int = 256  # units of each 2-layer MLP head
-        nce_T: float = 0.07
-        num_patches: int = 256  # per layer and image (0: every position)
-        nce_includes_all_negatives_from_minibatch: bool = False  # negatives from the whole batch, not the image
-        flip_equivariance: bool = False  # FastCUT: true
-        batch_forwards: bool = True  # batched encoder / D calls (exact for per-sample norms)
+        name: str = MISSING
+        netG: str = MISSING  # a ResNet generator (its encoder layers are tapped): resnet_<N>blocks
+        netD: str = MISSING  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING
+        dropout: bool = MISSING
+        init_type: str = MISSING  # the official CUT default (CycleGAN uses normal)
+        init_gain: float = MISSING
+        loss: str = MISSING  # lsgan | vanilla | hinge
+        lambda_GAN: float = MISSING
+        lambda_NCE: float = MISSING  # FastCUT: 10
+        nce_idt: bool = MISSING  # identity NCE on B (CUT); FastCUT: false
+        nce_layers: List[int] = MISSING  # indices into G's `model` Sequential
+        netF_nc: int = MISSING  # units of each 2-layer MLP head
+        nce_T: float = MISSING
+        num_patches: int = MISSING  # per layer and image (0: every position)
+        nce_includes_all_negatives_from_minibatch: bool = MISSING  # negatives from the whole batch, not the image
+        flip_equivariance: bool = MISSING  # FastCUT: true
+        batch_forwards: bool = MISSING  # batched encoder / D calls (exact for per-sample norms)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -145,7 +145,6 @@ class CUT(TranslationModel):
             fake = n["G_A"](real)
         fake_B = fake[: real_A.shape[0]]
         # D step on the fake made before this G step (no image pool)
-        requires_grad(n["D_A"], True)
         with rt.autocast():
             if self.batched:
                 d_real, d_fake = n["D_A"](torch.cat([real_B, fake_B.detach()])).chunk(2)
@@ -153,28 +152,27 @@ class CUT(TranslationModel):
                 d_real, d_fake = n["D_A"](real_B), n["D_A"](fake_B.detach())
             loss_D = 0.5 * (self.loss.discriminator(d_real, True) + self.loss.discriminator(d_fake, False))
         self.update("D", loss_D)
-        # G and heads step with D frozen
-        requires_grad(n["D_A"], False)
-        out: dict[str, torch.Tensor] = {"D": loss_D}
-        with rt.autocast():
-            loss_G_GAN = self.loss.generator(n["D_A"](fake_B)) * cfg.lambda_GAN
-            loss_G = loss_G_GAN
-            if cfg.lambda_NCE > 0:
-                if idt:
-                    idt_B = fake[real_A.shape[0]:]
-                    q_x, q_y = self._encode(fake_B, idt_B)
-                    with torch.no_grad():
-                        k_x, k_y = self._encode(real_A, real_B)
-                    nce_x, nce_y = self._nce(q_x, k_x, flipped), self._nce(q_y, k_y, flipped)
-                    loss_G = loss_G + 0.5 * (nce_x + nce_y)
-                    out["NCE_Y"] = nce_y
-                else:
-                    (q_x,) = self._encode(fake_B)
-                    with torch.no_grad():
-                        (k_x,) = self._encode(real_A)
-                    nce_x = self._nce(q_x, k_x, flipped)
-                    loss_G = loss_G + nce_x
-                out["NCE"] = nce_x
-        self.update("G", loss_G)
+        with self.frozen(n["D_A"]):  # G and the heads step with D frozen
+            out: dict[str, torch.Tensor] = {"D": loss_D}
+            with rt.autocast():
+                loss_G_GAN = self.loss.generator(n["D_A"](fake_B)) * cfg.lambda_GAN
+                loss_G = loss_G_GAN
+                if cfg.lambda_NCE > 0:
+                    if idt:
+                        idt_B = fake[real_A.shape[0]:]
+                        q_x, q_y = self._encode(fake_B, idt_B)
+                        with torch.no_grad():
+                            k_x, k_y = self._encode(real_A, real_B)
+                        nce_x, nce_y = self._nce(q_x, k_x, flipped), self._nce(q_y, k_y, flipped)
+                        loss_G = loss_G + 0.5 * (nce_x + nce_y)
+                        out["NCE_Y"] = nce_y
+                    else:
+                        (q_x,) = self._encode(fake_B)
+                        with torch.no_grad():
+                            (k_x,) = self._encode(real_A)
+                        nce_x = self._nce(q_x, k_x, flipped)
+                        loss_G = loss_G + nce_x
+                    out["NCE"] = nce_x
+            self.update("G", loss_G)
         out["G_GAN"] = loss_G_GAN
         return {k: v.detach() for k, v in out.items()}

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import size_multiple
 from gantrain.nets.image_pool import ImagePool
@@ -31,24 +31,24 @@ from gantrain.nets.image_pool import ImagePool
 class CycleGAN(TranslationModel):
     @dataclass
     class Config:
-        name: str = "cyclegan"
-        netG: str = "resnet_9blocks"  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (| unet_32, resnet_<N>blocks)
-        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
-        n_layers_D: int = 3  # used by netD=n_layers
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "instance"  # instance | batch | layer | none
-        bias_without_norm: bool = False  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
-        dropout: bool = False  # the reference's --no_dropout is on for CycleGAN
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        lambda_A: float = 10.0  # cycle A -> B -> A
-        lambda_B: float = 10.0  # cycle B -> A -> B
-        lambda_identity: float = 0.5  # identity weight relative to lambda (effective 5)
-        pool_size: int = 50  # fakes kept per discriminator (0: none)
-        loss: str = "lsgan"  # lsgan | vanilla | hinge | wgangp
-        gp_weight: float = 10.0  # wgangp
-        batch_forwards: bool = True  # 3 batched G calls, one D call for real+fake (exact for per-sample norms)
+        name: str = MISSING
+        netG: str = MISSING  # resnet_9blocks | resnet_6blocks | unet_256 | unet_128 (| unet_32, resnet_<N>blocks)
+        netD: str = MISSING  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = MISSING  # used by netD=n_layers
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING  # instance | batch | layer | none
+        bias_without_norm: bool = MISSING  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
+        dropout: bool = MISSING  # the reference's --no_dropout is on for CycleGAN
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        lambda_A: float = MISSING  # cycle A -> B -> A
+        lambda_B: float = MISSING  # cycle B -> A -> B
+        lambda_identity: float = MISSING  # identity weight relative to lambda (effective 5)
+        pool_size: int = MISSING  # fakes kept per discriminator (0: none)
+        loss: str = MISSING  # lsgan | vanilla | hinge | wgangp
+        gp_weight: float = MISSING  # wgangp
+        batch_forwards: bool = MISSING  # 3 batched G calls, one D call for real+fake (exact for per-sample norms)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)  # builds self.loss from model.loss (lsgan, vanilla, hinge, wgangp)
@@ -81,30 +81,27 @@ class CycleGAN(TranslationModel):
         cfg, n, rt = self.cfg, self.nets, self.rt
         real_A, real_B = batch["A"], batch["B"]
         idt = cfg.lambda_identity > 0
-        requires_grad(n["D_A"], False)
-        requires_grad(n["D_B"], False)
-        with rt.autocast():
-            # Three generator passes: G_B's fake, identity and reconstruction inputs go in one batch once fake_B exists.
-            if idt:  # G_A(B) and G_B(A) are the identity terms
-                fake_B, idt_A = self._batched(n["G_A"], real_A, real_B)
-                fake_A, idt_B, rec_A = self._batched(n["G_B"], real_B, real_A, fake_B)
-            else:
-                fake_B = n["G_A"](real_A)
-                fake_A, rec_A = self._batched(n["G_B"], real_B, fake_B)
-            rec_B = n["G_A"](fake_A)
-            d_fake_B, d_fake_A = n["D_A"](fake_B), n["D_B"](fake_A)
-            loss_G_A = self.loss.generator(d_fake_B)
-            loss_G_B = self.loss.generator(d_fake_A)
-            cycle_A = F.l1_loss(rec_A.float(), real_A) * cfg.lambda_A
-            cycle_B = F.l1_loss(rec_B.float(), real_B) * cfg.lambda_B
-            loss_G = loss_G_A + loss_G_B + cycle_A + cycle_B
-            if idt:
-                idt_loss_A = F.l1_loss(idt_A.float(), real_B) * cfg.lambda_B * cfg.lambda_identity
-                idt_loss_B = F.l1_loss(idt_B.float(), real_A) * cfg.lambda_A * cfg.lambda_identity
-                loss_G = loss_G + idt_loss_A + idt_loss_B
-        self.update("G", loss_G)
-        requires_grad(n["D_A"], True)
-        requires_grad(n["D_B"], True)
+        with self.frozen(n["D_A"], n["D_B"]):
+            with rt.autocast():
+                # Three generator passes: G_B's fake, identity and reconstruction inputs go in one batch once fake_B exists.
+                if idt:  # G_A(B) and G_B(A) are the identity terms
+                    fake_B, idt_A = self._batched(n["G_A"], real_A, real_B)
+                    fake_A, idt_B, rec_A = self._batched(n["G_B"], real_B, real_A, fake_B)
+                else:
+                    fake_B = n["G_A"](real_A)
+                    fake_A, rec_A = self._batched(n["G_B"], real_B, fake_B)
+                rec_B = n["G_A"](fake_A)
+                d_fake_B, d_fake_A = n["D_A"](fake_B), n["D_B"](fake_A)
+                loss_G_A = self.loss.generator(d_fake_B)
+                loss_G_B = self.loss.generator(d_fake_A)
+                cycle_A = F.l1_loss(rec_A.float(), real_A) * cfg.lambda_A
+                cycle_B = F.l1_loss(rec_B.float(), real_B) * cfg.lambda_B
+                loss_G = loss_G_A + loss_G_B + cycle_A + cycle_B
+                if idt:
+                    idt_loss_A = F.l1_loss(idt_A.float(), real_B) * cfg.lambda_B * cfg.lambda_identity
+                    idt_loss_B = F.l1_loss(idt_B.float(), real_A) * cfg.lambda_A * cfg.lambda_identity
+                    loss_G = loss_G + idt_loss_A + idt_loss_B
+            self.update("G", loss_G)
         with rt.autocast():
             loss_D_A = self._d_loss(n["D_A"], real_B, self.pool_A.query(fake_B))
             loss_D_B = self._d_loss(n["D_B"], real_A, self.pool_B.query(fake_A))

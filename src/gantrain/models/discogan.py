@@ -8,7 +8,8 @@ each direction, Adam 2e-4 with weight decay 1e-5, batch 64 at 64 px (configs/rec
 
 `official_mix: true` turns on the official code's extras: per direction (0.1 GAN + 0.9 feature matching) x
 (1 - r) + reconstruction x r, with r = 0.01 for the first `curriculum_iters` iterations, then 0.5; `d_every: 3`
-reproduces its "D when iter % 3 == 0, G otherwise" schedule.
+reproduces its "D when iter % 3 == 0, G otherwise" schedule. That is an alternation, not a critic count: the
+`d_steps` of other families gives D k updates per G update, `d_every` k gives G k - 1 updates per D update.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.encoder_decoder import EncoderDecoderGenerator
@@ -50,24 +51,24 @@ class DiscoGAN(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "discogan"
-        ngf: int = 64
-        ndf: int = 64
-        bottleneck: int = 100  # width of the 1x1 code; 0: none, the code_size map is the code
-        code_size: int = 4  # side of the encoder's last feature map (4: the official code)
-        norm: str = "batch"
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        loss: str = "bce"  # bce (the paper's standard GAN) | lsgan | hinge
-        recon: str = "mse"  # mse | l1
-        lambda_recon: float = 1.0  # paper: GAN + reconstruction, equal weights
-        official_mix: bool = False  # the official code's GAN/feature-matching mix and reconstruction curriculum
-        gan_weight: float = 0.1
-        fm_weight: float = 0.9
-        recon_rate_start: float = 0.01
-        recon_rate: float = 0.5
-        curriculum_iters: int = 10000
-        d_every: int = 1  # official code: 3 (D on iterations divisible by 3, G on the others)
+        name: str = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        bottleneck: int = MISSING  # width of the 1x1 code; 0: none, the code_size map is the code
+        code_size: int = MISSING  # side of the encoder's last feature map (4: the official code)
+        norm: str = MISSING
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        loss: str = MISSING  # bce (the paper's standard GAN) | lsgan | hinge
+        recon: str = MISSING  # mse | l1
+        lambda_recon: float = MISSING  # paper: GAN + reconstruction, equal weights
+        official_mix: bool = MISSING  # the official code's GAN/feature-matching mix and reconstruction curriculum
+        gan_weight: float = MISSING
+        fm_weight: float = MISSING
+        recon_rate_start: float = MISSING
+        recon_rate: float = MISSING
+        curriculum_iters: int = MISSING
+        d_every: int = MISSING  # D/G alternation (not a critic count); official code: 3 (D on iterations divisible by 3, G on the others)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         if cfg.recon not in ("mse", "l1"):
@@ -105,29 +106,26 @@ class DiscoGAN(TranslationModel):
         with rt.autocast():
             fake_B, fake_A = n["G_A"](real_A), n["G_B"](real_B)
         if g_turn:
-            requires_grad(n["D_A"], False)
-            requires_grad(n["D_B"], False)
-            with rt.autocast():
-                rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
-                logit_fB, feat_fB = _features(n["D_A"], fake_B)
-                logit_fA, feat_fA = _features(n["D_B"], fake_A)
-                gan_B, gan_A = self.loss.generator(logit_fB), self.loss.generator(logit_fA)
-                recon_A, recon_B = self._recon(rec_A, real_A), self._recon(rec_B, real_B)
-                if cfg.official_mix:
-                    with torch.no_grad():
-                        _, feat_rB = _features(n["D_A"], real_B)
-                        _, feat_rA = _features(n["D_B"], real_A)
-                    fm_B, fm_A = feature_matching(feat_rB, feat_fB), feature_matching(feat_rA, feat_fA)
-                    r = cfg.recon_rate_start if step < cfg.curriculum_iters else cfg.recon_rate
-                    total_A = (cfg.gan_weight * gan_B + cfg.fm_weight * fm_B) * (1 - r) + recon_A * r
-                    total_B = (cfg.gan_weight * gan_A + cfg.fm_weight * fm_A) * (1 - r) + recon_B * r
-                    out.update(fm_A=fm_B.detach(), fm_B=fm_A.detach())
-                else:
-                    total_A = gan_B + cfg.lambda_recon * recon_A
-                    total_B = gan_A + cfg.lambda_recon * recon_B
-            self.update("G", total_A + total_B)
-            requires_grad(n["D_A"], True)
-            requires_grad(n["D_B"], True)
+            with self.frozen(n["D_A"], n["D_B"]):
+                with rt.autocast():
+                    rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+                    logit_fB, feat_fB = _features(n["D_A"], fake_B)
+                    logit_fA, feat_fA = _features(n["D_B"], fake_A)
+                    gan_B, gan_A = self.loss.generator(logit_fB), self.loss.generator(logit_fA)
+                    recon_A, recon_B = self._recon(rec_A, real_A), self._recon(rec_B, real_B)
+                    if cfg.official_mix:
+                        with torch.no_grad():
+                            _, feat_rB = _features(n["D_A"], real_B)
+                            _, feat_rA = _features(n["D_B"], real_A)
+                        fm_B, fm_A = feature_matching(feat_rB, feat_fB), feature_matching(feat_rA, feat_fA)
+                        r = cfg.recon_rate_start if step < cfg.curriculum_iters else cfg.recon_rate
+                        total_A = (cfg.gan_weight * gan_B + cfg.fm_weight * fm_B) * (1 - r) + recon_A * r
+                        total_B = (cfg.gan_weight * gan_A + cfg.fm_weight * fm_A) * (1 - r) + recon_B * r
+                        out.update(fm_A=fm_B.detach(), fm_B=fm_A.detach())
+                    else:
+                        total_A = gan_B + cfg.lambda_recon * recon_A
+                        total_B = gan_A + cfg.lambda_recon * recon_B
+                self.update("G", total_A + total_B)
             out.update(G_A=gan_B.detach(), G_B=gan_A.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
         if d_turn:
             with rt.autocast():

@@ -2,7 +2,7 @@
 
 G_A: A -> B and G_B: B -> A are U-Nets whose dropout is the only noise (z); D_A judges B-domain images, D_B
 A-domain ones (PatchGAN critics). Wasserstein loss with weight clipping to [-c, c], RMSProp 5e-5
-(configs/recipe/dualgan.yaml), `n_critic` critic updates per generator update (counted in batches), and
+(configs/recipe/dualgan.yaml), `d_steps` critic updates per generator update (counted in batches), and
 L1 reconstruction weighted lambda_A, lambda_B = 200 (paper range 100-1000). `loss: classic` (or bce/lsgan)
 trains the plain GAN game instead, which the authors later preferred.
 """
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import size_multiple
 
@@ -26,29 +26,29 @@ class DualGAN(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "dualgan"
-        netG: str = "unet_256"
-        netD: str = "basic"
-        n_layers_D: int = 3
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "batch"
-        dropout: bool = True  # the noise z of the paper, realised as dropout
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        lambda_A: float = 200.0  # reconstruction A -> B -> A
-        lambda_B: float = 200.0
-        recon: str = "l1"  # l1 | l2
-        loss: str = "wgan"  # wgan (clipping) | wgan-gp | classic (= bce) | lsgan
-        clip_value: float = 0.01
-        n_critic: int = 3  # critic updates per generator update
-        gp_weight: float = 10.0
+        name: str = MISSING
+        netG: str = MISSING
+        netD: str = MISSING
+        n_layers_D: int = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING
+        dropout: bool = MISSING  # the noise z of the paper, realised as dropout
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        lambda_A: float = MISSING  # reconstruction A -> B -> A
+        lambda_B: float = MISSING
+        recon: str = MISSING  # l1 | l2
+        loss: str = MISSING  # wgan (clipping) | wgan-gp | classic (= bce) | lsgan
+        clip_value: float = MISSING
+        d_steps: int = MISSING  # critic updates per generator update
+        gp_weight: float = MISSING
 
     def __init__(self, cfg, info: DataInfo) -> None:
         if cfg.recon not in ("l1", "l2"):
             raise GantrainError(f"model.recon={cfg.recon} is not valid; choose l1 or l2")
-        if cfg.n_critic < 1:
-            raise GantrainError(f"model.n_critic must be >= 1, got {cfg.n_critic}")
+        if cfg.d_steps < 1:
+            raise GantrainError(f"model.d_steps must be >= 1, got {cfg.d_steps}")
         super().__init__(cfg, info)
         self.build_patch_nets(cfg)
 
@@ -72,19 +72,16 @@ class DualGAN(TranslationModel):
         if self.loss.kind == "wgan":
             clip_weights_(n["D_A"], n["D_B"], value=cfg.clip_value)
         out = {"D_A": loss_D_A.detach(), "D_B": loss_D_B.detach()}
-        if (step + 1) % cfg.n_critic == 0:
-            requires_grad(n["D_A"], False)
-            requires_grad(n["D_B"], False)
-            with rt.autocast():
-                rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
-                loss_G_A = self.loss.generator(n["D_A"](fake_B))
-                loss_G_B = self.loss.generator(n["D_B"](fake_A))
-                recon_A = self._recon(rec_A, real_A) * cfg.lambda_A
-                recon_B = self._recon(rec_B, real_B) * cfg.lambda_B
-                loss_G = loss_G_A + loss_G_B + recon_A + recon_B
-            self.update("G", loss_G)
-            requires_grad(n["D_A"], True)
-            requires_grad(n["D_B"], True)
+        if (step + 1) % cfg.d_steps == 0:
+            with self.frozen(n["D_A"], n["D_B"]):
+                with rt.autocast():
+                    rec_A, rec_B = n["G_B"](fake_B), n["G_A"](fake_A)
+                    loss_G_A = self.loss.generator(n["D_A"](fake_B))
+                    loss_G_B = self.loss.generator(n["D_B"](fake_A))
+                    recon_A = self._recon(rec_A, real_A) * cfg.lambda_A
+                    recon_B = self._recon(rec_B, real_B) * cfg.lambda_B
+                    loss_G = loss_G_A + loss_G_B + recon_A + recon_B
+                self.update("G", loss_G)
             out.update(G_A=loss_G_A.detach(), G_B=loss_G_B.detach(), recon_A=recon_A.detach(), recon_B=recon_B.detach())
         return out
 

@@ -10,43 +10,50 @@ The training step here is the plain unconditional game shared by DCGAN: D on rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.base import GANModel
 from gantrain.nets.diffaug import DiffAugment
 from gantrain.nets.init import init_weights
 from gantrain.nets.mlp import MaxoutDiscriminator, MLPDiscriminator, MLPGenerator
 
 
+@dataclass
+class GameConfig:
+    """The keys of the unconditional game below, shared by `gan` and `dcgan` (their YAMLs hold the values)."""
+
+    name: str = MISSING
+    z_dim: int = MISSING
+    z_dist: str = MISSING  # normal | uniform
+    norm_G: str = MISSING
+    norm_D: str = MISSING
+    loss: str = MISSING  # bce | lsgan | hinge | wgan | wgan-gp
+    d_steps: int = MISSING  # D updates per G update (the critic steps of WGAN)
+    gp_weight: float = MISSING  # wgan-gp
+    clip_value: float = MISSING  # wgan
+    augment: str = MISSING  # DiffAugment policy for D's inputs, e.g. "translation,cutout" (small datasets)
+    topk_gamma: float = MISSING  # top-k G updates (Sinha et al. 2020): keep k fakes, k *= gamma per epoch; 1 = off
+    topk_min: float = MISSING  # the floor of k as a share of the batch (the paper's nu)
+    init_type: str = MISSING
+    init_gain: float = MISSING
+
+
 class GAN(GANModel):
     @dataclass
-    class Config:
-        name: str = "gan"
-        z_dim: int = 100
-        z_dist: str = "normal"  # normal | uniform
-        arch: str = "paper"  # paper: ReLU G, maxout D with dropout (mnist.yaml) | mlp: LeakyReLU MLPs (a reimplementation's)
-        g_hidden: list[int] = field(default_factory=lambda: [1200, 1200])
-        d_hidden: list[int] = field(default_factory=lambda: [240, 240])
-        maxout_pieces: int = 5  # arch=paper: pieces per maxout unit
-        d_input_dropout: float = 0.2  # arch=paper: dropout on D's input (mnist.yaml keeps 0.8)
-        d_dropout: float = 0.5  # arch=paper: dropout after each maxout layer (mnist.yaml keeps 0.5)
-        norm_G: str = "none"
-        norm_D: str = "none"
-        loss: str = "bce"  # bce | lsgan | hinge | wgan | wgan-gp
-        d_steps: int = 1  # D updates per G update (the critic steps of WGAN)
-        gp_weight: float = 10.0  # wgan-gp
-        clip_value: float = 0.01  # wgan
-        augment: str = ""  # DiffAugment policy for D's inputs, e.g. "translation,cutout" (small datasets)
-        topk_gamma: float = 1.0  # top-k G updates (Sinha et al. 2020): keep k fakes, k *= gamma per epoch; 1 = off
-        topk_min: float = 0.5  # the floor of k as a share of the batch (the paper's nu)
-        init_type: str = "normal"
-        init_gain: float = 0.02
+    class Config(GameConfig):
+        arch: str = MISSING  # paper: ReLU G, maxout D with dropout (mnist.yaml) | mlp: LeakyReLU MLPs (a reimplementation's)
+        g_hidden: list[int] = MISSING
+        d_hidden: list[int] = MISSING
+        maxout_pieces: int = MISSING  # arch=paper: pieces per maxout unit
+        d_input_dropout: float = MISSING  # arch=paper: dropout on D's input
+        d_dropout: float = MISSING  # arch=paper: dropout after each maxout layer
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -89,11 +96,10 @@ class GAN(GANModel):
             clip_weights_(self.nets["D"], value=self.cfg.clip_value)
         out = {"D": loss_D.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
         if (step + 1) % self.cfg.d_steps == 0:
-            requires_grad(self.nets["D"], False)
-            with rt.autocast():
-                loss_G = self.loss.generator(self.top_k(D(fake), step))
-            self.update("G", loss_G)
-            requires_grad(self.nets["D"], True)
+            with self.frozen(self.nets["D"]):
+                with rt.autocast():
+                    loss_G = self.loss.generator(self.top_k(D(fake), step))
+                self.update("G", loss_G)
             out["G"] = loss_G.detach()
         return out
 

@@ -12,12 +12,12 @@ or invert). `gantrain-invert THIS_RUN --method encoder|hybrid` then uses G and E
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
@@ -32,18 +32,18 @@ class LatentEncoder(GANModel):
 
     @dataclass
     class Config:
-        name: str = "latent_encoder"
-        generator: Optional[str] = None  # run directory or checkpoint of the trained generator (required)
-        arch: str = "dcgan"  # dcgan (conv) | mlp
-        ndf: int = 64
-        hidden: list[int] = field(default_factory=lambda: [1024, 1024])  # arch=mlp
-        norm: str = "batch"
-        latent_weight: float = 1.0  # ||z - E(G(z))||^2 on G's samples
-        image_weight: float = 0.0  # ||x - G(E(x))||^2 on real images (in-domain variant)
-        use_ema: bool = True  # take the generator run's EMA weights when it has them
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        generator_model: Optional[Dict[str, Any]] = None  # filled in from RUN at the start of training
+        name: str = MISSING
+        generator: Optional[str] = MISSING  # run directory or checkpoint of the trained generator (required)
+        arch: str = MISSING  # dcgan (conv) | mlp
+        ndf: int = MISSING
+        hidden: list[int] = MISSING  # arch=mlp
+        norm: str = MISSING
+        latent_weight: float = MISSING  # ||z - E(G(z))||^2 on G's samples
+        image_weight: float = MISSING  # ||x - G(E(x))||^2 on real images (in-domain variant)
+        use_ema: bool = MISSING  # take the generator run's EMA weights when it has them
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        generator_model: Optional[Dict[str, Any]] = MISSING  # filled in from RUN at the start of training
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -82,6 +82,7 @@ class LatentEncoder(GANModel):
 
     @property
     def latent_prior(self) -> tuple[int, str]:
+        """The frozen generator's prior (this family's own config has no z)."""
         return int(self.gen_cfg.z_dim), str(self.gen_cfg.get("z_dist", "normal"))
 
     def attach(self, runtime) -> None:
@@ -90,14 +91,6 @@ class LatentEncoder(GANModel):
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"E": list(self.nets["E"].parameters())}
-
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
-        z_dim, z_dist = self.latent_prior
-        device = device or self.rt.device
-        draw = torch.rand if z_dist == "uniform" else torch.randn
-        z = draw((n, z_dim), generator=generator) if generator is not None else draw((n, z_dim), device=device)
-        z = z * 2 - 1 if z_dist == "uniform" else z
-        return z.to(device)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         G, E, rt = self.nets["G"], self.nets["E"], self.rt

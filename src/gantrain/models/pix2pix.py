@@ -15,17 +15,17 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import make_loss
-from gantrain.models.base import GANModel, requires_grad
+from gantrain.models.translation import TranslationModel
 from gantrain.nets.generators import build_generator, size_multiple
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
@@ -33,7 +33,6 @@ from gantrain.rng import isolated_rng
 from gantrain.runtime import local_batch_norm
 
 GAN_MODES = {"vanilla": "bce", "lsgan": "lsgan"}  # the reference's --gan_mode names -> gantrain.losses
-GRID_IMAGES = 8
 TEST_SEED = 0
 
 
@@ -57,25 +56,27 @@ def paper_inference(net: nn.Module, seed: int) -> Iterator[None]:
             net.train(was_training)
 
 
-class Pix2Pix(GANModel):
+class Pix2Pix(TranslationModel):
+    """One direction, one G and one D, on TranslationModel's grid inputs (the first test pairs, never trained on)."""
+
     generator_names = ("G",)
 
     @dataclass
     class Config:
-        name: str = "pix2pix"
-        netG: str = "unet_256"  # unet_256 | unet_128 (| unet_<2^k>, resnet_9blocks, resnet_6blocks)
-        netD: str = "basic"  # basic (70x70 PatchGAN) | n_layers | pixel
-        n_layers_D: int = 3  # netD=n_layers only
-        ngf: int = 64
-        ndf: int = 64
-        norm: str = "batch"  # batch | instance | layer | none
-        bias_without_norm: bool = False  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
-        dropout: bool = True  # Dropout(0.5) in the U-Net decoder: the paper's noise
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        gan_mode: str = "vanilla"  # vanilla (cross-entropy) | lsgan
-        lambda_L1: float = 100.0
-        test_mode: str = "train"  # train: the paper's inference (dropout on, batch stats) | eval: running stats, no dropout
+        name: str = MISSING
+        netG: str = MISSING  # unet_256 | unet_128 (| unet_<2^k>, resnet_9blocks, resnet_6blocks)
+        netD: str = MISSING  # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers_D: int = MISSING  # netD=n_layers only
+        ngf: int = MISSING
+        ndf: int = MISSING
+        norm: str = MISSING  # batch | instance | layer | none
+        bias_without_norm: bool = MISSING  # norm=none: convs with a bias (true: gantrain before) or none (the reference)
+        dropout: bool = MISSING  # Dropout(0.5) in the U-Net decoder: the paper's noise
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        gan_mode: str = MISSING  # vanilla (cross-entropy) | lsgan
+        lambda_L1: float = MISSING
+        test_mode: str = MISSING  # train: the paper's inference (dropout on, batch stats) | eval: running stats, no dropout
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -89,8 +90,6 @@ class Pix2Pix(GANModel):
         self.direction = str(info.extra.get("direction", "AtoB"))
         self.src, self.dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
         self.directions = (self.direction,)  # the only one `translate` accepts: per-direction metrics score it alone
-        self.channels_A = int(info.extra.get("channels_A", info.channels))
-        self.channels_B = int(info.extra.get("channels_B", info.channels))
         c_in, c_out = (self.channels_A, self.channels_B) if self.src == "A" else (self.channels_B, self.channels_A)
         self.nets["G"] = build_generator(cfg.netG, c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout, cfg.bias_without_norm)
         self.nets["D"] = build_patch_discriminator(cfg.netD, c_in + c_out, cfg.ndf, cfg.n_layers_D, cfg.norm,
@@ -103,15 +102,6 @@ class Pix2Pix(GANModel):
                 f"model.netG={cfg.netG} needs image sides divisible by {multiple}, but data gives {info.image_size} px; "
                 f"pick netG=unet_{info.image_size} if that is a power of two, or a resnet generator"
             )
-        self._fixed: dict[str, torch.Tensor] = {}
-
-    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
-        """Keep the first test pairs for the grids (never trained on)."""
-        split = data.split("test")
-        if hasattr(split, "domain"):
-            for side in ("A", "B"):
-                images = split.domain(side)
-                self._fixed[side] = images.batch(torch.arange(min(GRID_IMAGES, len(images))))["image"]
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
@@ -122,13 +112,12 @@ class Pix2Pix(GANModel):
             d_real, d_fake = loss.d_pair(D(torch.cat([real_in, real_out], 1)), D(torch.cat([real_in, fake.detach()], 1)))
             loss_D = 0.5 * (d_real + d_fake)
         self.update("D", loss_D)
-        requires_grad(D, False)
-        with rt.autocast():
-            g_gan = loss.generator(D(torch.cat([real_in, fake], 1)))
-            g_l1 = F.l1_loss(fake.float(), real_out.float())
-            loss_G = g_gan + self.cfg.lambda_L1 * g_l1
-        self.update("G", loss_G)
-        requires_grad(D, True)
+        with self.frozen(D):
+            with rt.autocast():
+                g_gan = loss.generator(D(torch.cat([real_in, fake], 1)))
+                g_l1 = F.l1_loss(fake.float(), real_out.float())
+                loss_G = g_gan + self.cfg.lambda_L1 * g_l1
+            self.update("G", loss_G)
         return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
 
     # ------------------------------------------------------------------ translation (gantrain-translate, metrics)
@@ -150,17 +139,6 @@ class Pix2Pix(GANModel):
             return G(x.to(self.rt.device)).float()
 
     # ------------------------------------------------------------------ sampling
-    def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        if not self._fixed:
-            raise GantrainError("model=pix2pix translates images: use gantrain-translate RUN --input DIR --out DIR")
-        return {k: v[: max(1, min(n, GRID_IMAGES))] for k, v in self._fixed.items()}
-
-    def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        return self.translate(inputs[self.src], self.direction, nets)
-
     def sample_grids(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> dict[str, torch.Tensor]:
         x = inputs[self.src].to(self.rt.device)
         return {"input": x, "output": self.translate(x, self.direction, nets), "target": inputs[self.dst].to(self.rt.device)}
-
-    def grid_rows(self) -> int | None:
-        return GRID_IMAGES

@@ -37,9 +37,10 @@ class TranslationModel(GANModel):
         self._fixed: dict[str, torch.Tensor] = {}
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """One optimiser over every generator net, one over both discriminators (as the reference CycleGAN)."""
+        """One optimiser over every generator net, one over the discriminators (D_A and D_B, as the reference
+        CycleGAN; pix2pix's one D)."""
         gens = [p for name in self.generator_names for p in self.nets[name].parameters()]
-        return {"G": gens, "D": [*self.nets["D_A"].parameters(), *self.nets["D_B"].parameters()]}
+        return {"G": gens, "D": [p for name, net in self.nets.items() if name.startswith("D") for p in net.parameters()]}
 
     def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
         """Keep the first test images of each domain for the grids (test split: never trained on)."""
@@ -88,7 +89,9 @@ class TranslationModel(GANModel):
 
     @torch.no_grad()
     def generate(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> torch.Tensor:
-        return self.translate(inputs["A"].to(self.rt.device), "AtoB", nets)
+        """Translations of the grid inputs in the first direction the family learns (AtoB, or pix2pix's one)."""
+        direction = self.directions[0]
+        return self.translate(inputs[direction[0]].to(self.rt.device), direction, nets)
 
     @torch.no_grad()
     def sample_grids(self, inputs: dict[str, torch.Tensor], nets: nn.ModuleDict | None = None) -> dict[str, torch.Tensor]:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
-from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
@@ -32,23 +32,23 @@ class UNIT(TranslationModel):
 
     @dataclass
     class Config:
-        name: str = "unit"
-        ngf: int = 64
-        ndf: int = 64
-        n_res: int = 3  # residual blocks per encoder/decoder, besides the shared one
-        norm: str = "instance"
-        dropout: bool = True  # the paper code's residual-block dropout 0.5
-        netD: str = "n_layers"
-        n_layers_D: int = 4
-        norm_D: str = "none"
-        init_type: str = "normal"
-        init_gain: float = 0.02
-        loss: str = "bce"
-        lambda_gan: float = 10.0  # lambda_0
-        lambda_kl: float = 0.1  # lambda_1
-        lambda_recon: float = 100.0  # lambda_2
-        lambda_cycle_kl: float = 0.1  # lambda_3
-        lambda_cycle: float = 100.0  # lambda_4
+        name: str = MISSING
+        ngf: int = MISSING
+        ndf: int = MISSING
+        n_res: int = MISSING  # residual blocks per encoder/decoder, besides the shared one
+        norm: str = MISSING
+        dropout: bool = MISSING  # the paper code's residual-block dropout 0.5
+        netD: str = MISSING
+        n_layers_D: int = MISSING
+        norm_D: str = MISSING
+        init_type: str = MISSING
+        init_gain: float = MISSING
+        loss: str = MISSING
+        lambda_gan: float = MISSING  # lambda_0
+        lambda_kl: float = MISSING  # lambda_1
+        lambda_recon: float = MISSING  # lambda_2
+        lambda_cycle_kl: float = MISSING  # lambda_3
+        lambda_cycle: float = MISSING  # lambda_4
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -79,28 +79,25 @@ class UNIT(TranslationModel):
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         cfg, n, rt = self.cfg, self.nets, self.rt
         real_A, real_B = batch["A"], batch["B"]
-        requires_grad(n["D_A"], False)
-        requires_grad(n["D_B"], False)
-        with rt.autocast():
-            mu_a, mu_b = self.encode(real_A, "A"), self.encode(real_B, "B")
-            z_a, z_b = mu_a + torch.randn_like(mu_a), mu_b + torch.randn_like(mu_b)
-            rec_A, rec_B = self.decode(z_a, "A"), self.decode(z_b, "B")
-            fake_B, fake_A = self.decode(z_a, "B"), self.decode(z_b, "A")
-            mu_ab, mu_ba = self.encode(fake_B, "B"), self.encode(fake_A, "A")
-            cyc_A = self.decode(mu_ab + torch.randn_like(mu_ab), "A")
-            cyc_B = self.decode(mu_ba + torch.randn_like(mu_ba), "B")
-            kl_A, kl_B = mu_a.float().pow(2).mean(), mu_b.float().pow(2).mean()
-            kl_cyc_A, kl_cyc_B = mu_ab.float().pow(2).mean(), mu_ba.float().pow(2).mean()
-            recon_A, recon_B = F.l1_loss(rec_A.float(), real_A), F.l1_loss(rec_B.float(), real_B)
-            cycle_A, cycle_B = F.l1_loss(cyc_A.float(), real_A), F.l1_loss(cyc_B.float(), real_B)
-            gan_A = self.loss.generator(n["D_A"](fake_A))
-            gan_B = self.loss.generator(n["D_B"](fake_B))
-            loss_G = (cfg.lambda_gan * (gan_A + gan_B) + cfg.lambda_kl * (kl_A + kl_B)
-                      + cfg.lambda_recon * (recon_A + recon_B) + cfg.lambda_cycle_kl * (kl_cyc_A + kl_cyc_B)
-                      + cfg.lambda_cycle * (cycle_A + cycle_B))
-        self.update("G", loss_G)
-        requires_grad(n["D_A"], True)
-        requires_grad(n["D_B"], True)
+        with self.frozen(n["D_A"], n["D_B"]):
+            with rt.autocast():
+                mu_a, mu_b = self.encode(real_A, "A"), self.encode(real_B, "B")
+                z_a, z_b = mu_a + torch.randn_like(mu_a), mu_b + torch.randn_like(mu_b)
+                rec_A, rec_B = self.decode(z_a, "A"), self.decode(z_b, "B")
+                fake_B, fake_A = self.decode(z_a, "B"), self.decode(z_b, "A")
+                mu_ab, mu_ba = self.encode(fake_B, "B"), self.encode(fake_A, "A")
+                cyc_A = self.decode(mu_ab + torch.randn_like(mu_ab), "A")
+                cyc_B = self.decode(mu_ba + torch.randn_like(mu_ba), "B")
+                kl_A, kl_B = mu_a.float().pow(2).mean(), mu_b.float().pow(2).mean()
+                kl_cyc_A, kl_cyc_B = mu_ab.float().pow(2).mean(), mu_ba.float().pow(2).mean()
+                recon_A, recon_B = F.l1_loss(rec_A.float(), real_A), F.l1_loss(rec_B.float(), real_B)
+                cycle_A, cycle_B = F.l1_loss(cyc_A.float(), real_A), F.l1_loss(cyc_B.float(), real_B)
+                gan_A = self.loss.generator(n["D_A"](fake_A))
+                gan_B = self.loss.generator(n["D_B"](fake_B))
+                loss_G = (cfg.lambda_gan * (gan_A + gan_B) + cfg.lambda_kl * (kl_A + kl_B)
+                          + cfg.lambda_recon * (recon_A + recon_B) + cfg.lambda_cycle_kl * (kl_cyc_A + kl_cyc_B)
+                          + cfg.lambda_cycle * (cycle_A + cycle_B))
+            self.update("G", loss_G)
         with rt.autocast():
             loss_D_A = sum(self.loss.d_pair(n["D_A"](real_A), n["D_A"](fake_A.detach())))
             loss_D_B = sum(self.loss.d_pair(n["D_B"](real_B), n["D_B"](fake_B.detach())))

@@ -31,15 +31,15 @@ ENCODERS = ("learned", "sentence_transformer", "precomputed")
 
 def pretrain_word_encoder(encoder: WordEncoder, train: CaptionedImages, test: CaptionedImages, channels: int,
                           steps: int, batch_size: int, lr: float, seed: int, device: torch.device) -> dict[str, float]:
-    """Train `encoder` jointly with a throw-away image encoder; returns held-out retrieval accuracy.
+    """Train `encoder` jointly with a throw-away image encoder, then freeze it; returns held-out retrieval accuracy.
 
     Runs in `isolated_rng(seed)`, so the caller's CPU and CUDA streams are untouched (never reseeded)."""
+    encoder.requires_grad_(True)
     try:
         with isolated_rng(seed):
             return _pretrain(encoder, train, test, channels, steps, batch_size, lr, seed, device)
     finally:
-        for p in encoder.parameters():
-            p.requires_grad_(False)
+        encoder.requires_grad_(False)
 
 
 def _pretrain(encoder: WordEncoder, train: CaptionedImages, test: CaptionedImages, channels: int,
