@@ -320,6 +320,9 @@ def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
         raise GantrainError(f"bad value for {where}.{key}: {str(exc).splitlines()[0]}") from None
     except OmegaConfBaseException as exc:
         raise GantrainError(f"invalid config group {where}: {str(exc).splitlines()[0]}") from None
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:  # schemas with `???` fields take every value from the YAML
+        raise GantrainError(f"{where}.{missing[0]} is not set; add it to the {where} YAML or pass {where}.{missing[0]}=<value>")
     if target is not None:
         with_target = OmegaConf.create({"_target_": target})
         merged = OmegaConf.merge(with_target, merged)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from omegaconf import MISSING
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
@@ -37,12 +38,14 @@ class Digits(DataSource):
 
     @dataclass
     class Config:
-        name: str = "digits"
-        root: Optional[str] = None  # unused: the data ships with scikit-learn
-        image_size: int = 32
-        batch_size: int = 64
-        num_workers: int = 0
-        flip: bool = False  # mirrored digits are not digits
+        """The keys of configs/data/digits.yaml (their values live there)."""
+
+        name: str = MISSING
+        root: Optional[str] = MISSING  # unused: the data ships with scikit-learn
+        image_size: int = MISSING
+        batch_size: int = MISSING
+        num_workers: int = MISSING
+        flip: bool = MISSING  # mirrored digits are not digits
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)

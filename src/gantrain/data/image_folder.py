@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages
 from gantrain.data.images import decode_all, list_images, load_tensor
@@ -39,18 +40,19 @@ class ImageFolder(DataSource):
 
     @dataclass
     class Config:
-        name: str = "image_folder"
-        root: Optional[str] = None
-        image_size: int = 64
-        channels: int = 3
-        batch_size: int = 64
-        num_workers: int = 2  # stream mode: decoding worker processes
-        flip: bool = True
-        labels: bool = True  # class subfolders become labels
-        test_fraction: float = 0.1  # used when root has no train/ and test/ folders
-        # how the train split is held (data/stream.py)
-        cache: str = "auto"  # auto | device | host | stream
-        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
+        """The keys of configs/data/image_folder.yaml (their values live there)."""
+
+        name: str = MISSING
+        root: Optional[str] = MISSING
+        image_size: int = MISSING
+        channels: int = MISSING
+        batch_size: int = MISSING
+        num_workers: int = MISSING  # stream mode: decoding worker processes
+        flip: bool = MISSING
+        labels: bool = MISSING  # class subfolders become labels
+        test_fraction: float = MISSING  # used when root has no train/ and test/ folders
+        cache: str = MISSING  # auto | device | host | stream
+        cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo, DataSource
@@ -147,17 +148,19 @@ class Shapes(DataSource):
 
     @dataclass
     class Config:
-        name: str = "shapes"
-        root: Optional[str] = None  # cache folder (null: ~/.cache/gantrain/data)
-        image_size: int = 32
-        batch_size: int = 64
-        num_workers: int = 0
-        flip: bool = False  # a flip would swap left and right: the captions would lie
-        num_train: int = 10000
-        num_test: int = 1000
-        captions_per_image: int = 5
-        max_len: int = 16
-        generator_seed: int = 0  # the dataset, not the run: the same for every run seed
+        """The keys of configs/data/shapes.yaml (their values live there)."""
+
+        name: str = MISSING
+        root: Optional[str] = MISSING  # cache folder (null: ~/.cache/gantrain/data)
+        image_size: int = MISSING
+        batch_size: int = MISSING
+        num_workers: int = MISSING
+        flip: bool = MISSING  # a flip would swap left and right: the captions would lie
+        num_train: int = MISSING
+        num_test: int = MISSING
+        captions_per_image: int = MISSING
+        max_len: int = MISSING
+        generator_seed: int = MISSING  # the dataset, not the run: the same for every run seed
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -171,7 +174,7 @@ class Shapes(DataSource):
     def info(self) -> DataInfo:
         return DataInfo(
             name="shapes", channels=3, image_size=self.cfg.image_size,
-            extra={"vocab": list(self._data["vocab"]), "max_len": self.cfg.max_len, "attributes": ATTRIBUTES},
+            vocab=list(self._data["vocab"]), max_len=self.cfg.max_len, attributes=ATTRIBUTES,
         )
 
     def split(self, name: str) -> CaptionedImages:

@@ -73,8 +73,7 @@ class GANCLS(GANModel):
             raise GantrainError(f"unknown model.text_encoder {cfg.text_encoder!r}; choose one of: {', '.join(enc.ENCODERS)}")
         if not 0.0 <= cfg.int_beta <= 1.0:
             raise GantrainError(f"model.int_beta={cfg.int_beta} must lie in [0, 1]")
-        self.vocab: list[str] = list(info.extra.get("vocab", []))
-        self.max_len = int(info.extra.get("max_len", 32))
+        self.vocab, self.max_len = list(info.vocab), info.max_len
         shape = (info.channels, info.image_size)
         self.nets["G"] = TextConditionedGenerator(cfg.z_dim, cfg.text_dim, cfg.proj_dim, *shape, cfg.ngf, cfg.norm_G)
         self.nets["D"] = MatchingDiscriminator(cfg.text_dim, cfg.proj_dim, *shape, cfg.ndf, cfg.norm_D)
