@@ -22,7 +22,7 @@ import torch
 from omegaconf import MISSING
 
 from gantrain.data.augment import crop_and_flip
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, check_direction, take
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, check_direction, take
 from gantrain.data.download import download_and_extract
 from gantrain.data.images import check_decoded, decode_file, decode_many, list_images, open_image, preprocess_image, to_hwc
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
@@ -135,21 +135,16 @@ class AlignedFolder(DataSource):
     """
 
     @dataclass
-    class Config:
+    class Config(SourceConfig):
         """The keys of configs/data/aligned_folder.yaml (their values live there)."""
 
-        name: str = MISSING
-        root: Optional[str] = MISSING
         dataset: Optional[str] = MISSING  # facades | maps | edges2shoes | edges2handbags | night2day (| cityscapes: message)
         download: bool = MISSING
         direction: str = MISSING  # AtoB | BtoA
         load_size: int = MISSING
         crop_size: int = MISSING
         preprocess: str = MISSING  # resize_and_crop | crop | none
-        flip: bool = MISSING
         channels: int = MISSING
-        batch_size: int = MISSING
-        num_workers: int = MISSING  # stream mode: decoding worker processes
         max_dataset_size: Optional[int] = MISSING
         test_split: str = MISSING  # the folder evaluation reads (test or val), falling back to val, then train
         cache: str = MISSING  # auto | device | host | stream (data/stream.py)

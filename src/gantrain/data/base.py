@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Optional
 
 import torch
+from omegaconf import MISSING
 from torch.utils.data import Dataset
 
 from gantrain.data.augment import random_flip
@@ -148,8 +149,20 @@ class InMemoryImages(InMemorySplit):
         return out
 
 
+@dataclass
+class SourceConfig:
+    """The keys every data YAML sets; each source's `Config` adds its own. Fields are declared, never given
+    values: the YAML is the one source of them, and a key it lacks is a one-line error at validation."""
+
+    name: str = MISSING
+    root: Optional[str] = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    flip: bool = MISSING
+
+
 class DataSource(ABC):
-    """A dataset family selected with `data=<name>`; subclasses declare a `Config` dataclass (their schema)."""
+    """A dataset family selected with `data=<name>`; subclasses declare a `Config` (a `SourceConfig`: their schema)."""
 
     Config: type
 

@@ -26,7 +26,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.data.download import fetch_archive
 from gantrain.data.images import decode_all, list_images, load_tensor
@@ -59,20 +59,15 @@ class Item:
 
 
 @dataclass
-class CaptionedConfig:
+class CaptionedConfig(SourceConfig):
     """The keys of configs/data/captioned_folder.yaml, cub.yaml and flowers102.yaml (their values live there)."""
 
-    name: str = MISSING
-    root: Optional[str] = MISSING
     download: bool = MISSING
     urls: list[str] = MISSING  # archives fetched into root when download=true
     cache_dir: Optional[str] = MISSING  # decoded-array cache folder (null: ~/.cache/gantrain/data)
     image_size: int = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING  # stream mode: decoding worker processes
     cache: str = MISSING  # auto | device | host | stream (data/stream.py)
     cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
-    flip: bool = MISSING
     captions_per_image: int = MISSING
     max_len: int = MISSING
     min_word_count: int = MISSING

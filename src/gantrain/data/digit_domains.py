@@ -10,14 +10,14 @@ Each keeps the digits' labels, so metrics can check classes and measure the dist
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
 
 from gantrain.data.aligned import AlignedImages, paired_info
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, check_direction
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig, check_direction
 from gantrain.data.digits import digits_split_indices, digits_uint8
 from gantrain.data.unpaired import UnpairedImages
 from gantrain.errors import GantrainError
@@ -62,16 +62,11 @@ class DigitsUnpaired(DataSource):
     inverse_b: Callable[[torch.Tensor], torch.Tensor] | None = None  # B -> A exactly, where one exists
 
     @dataclass
-    class Config:
+    class Config(SourceConfig):
         """The keys of configs/data/digits2negative.yaml and digits2edges.yaml (their values live there)."""
 
-        name: str = MISSING
-        root: Optional[str] = MISSING  # unused: the digits ship with scikit-learn
         image_size: int = MISSING
         channels: int = MISSING
-        batch_size: int = MISSING
-        num_workers: int = MISSING
-        flip: bool = MISSING  # mirrored digits are not digits
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -144,17 +139,12 @@ class Edges2Digits(DataSource):
     """
 
     @dataclass
-    class Config:
+    class Config(SourceConfig):
         """The keys of configs/data/edges2digits.yaml (their values live there)."""
 
-        name: str = MISSING
-        root: Optional[str] = MISSING  # unused: the digits ship with scikit-learn
         image_size: int = MISSING
         channels: int = MISSING
         direction: str = MISSING  # AtoB: edges -> digit | BtoA: digit -> edges
-        batch_size: int = MISSING
-        num_workers: int = MISSING
-        flip: bool = MISSING  # mirrored digits are not digits
 
     # which project classifier reads each side: B is the plain digits (shares data=digits' cached classifier)
     classifier_names = {"A": "edges2digits_A", "B": "digits"}

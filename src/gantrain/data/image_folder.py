@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import decode_all, list_images, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
@@ -39,16 +39,11 @@ class ImageFolder(DataSource):
     """
 
     @dataclass
-    class Config:
+    class Config(SourceConfig):
         """The keys of configs/data/image_folder.yaml (their values live there)."""
 
-        name: str = MISSING
-        root: Optional[str] = MISSING
         image_size: int = MISSING
         channels: int = MISSING
-        batch_size: int = MISSING
-        num_workers: int = MISSING  # stream mode: decoding worker processes
-        flip: bool = MISSING
         labels: bool = MISSING  # class subfolders become labels
         test_fraction: float = MISSING  # used when root has no train/ and test/ folders
         cache: str = MISSING  # auto | device | host | stream

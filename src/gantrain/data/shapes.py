@@ -20,7 +20,7 @@ import torch
 from omegaconf import MISSING
 import torch.nn.functional as F
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.errors import GantrainError
 from gantrain.trainer.checkpoint import save_atomic
@@ -147,15 +147,10 @@ class Shapes(DataSource):
     """`data=shapes`: `num_train` + `num_test` images, `captions_per_image` captions each."""
 
     @dataclass
-    class Config:
+    class Config(SourceConfig):
         """The keys of configs/data/shapes.yaml (their values live there)."""
 
-        name: str = MISSING
-        root: Optional[str] = MISSING  # cache folder (null: ~/.cache/gantrain/data)
         image_size: int = MISSING
-        batch_size: int = MISSING
-        num_workers: int = MISSING
-        flip: bool = MISSING  # a flip would swap left and right: the captions would lie
         num_train: int = MISSING
         num_test: int = MISSING
         captions_per_image: int = MISSING

@@ -11,7 +11,7 @@ import torch
 from omegaconf import MISSING
 from torch.utils.data import Dataset
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import resize_uint8
 from gantrain.errors import GantrainError
 
@@ -40,16 +40,12 @@ def _missing(name: str, root: Path, folder: str, exc: Exception) -> GantrainErro
 
 
 @dataclass
-class TorchvisionConfig:
+class TorchvisionConfig(SourceConfig):
     """The keys of configs/data/mnist.yaml (fashion_mnist, cifar10 inherit it) and celeba.yaml."""
 
-    name: str = MISSING
     root: str = MISSING
     download: bool = MISSING
     image_size: int = MISSING
-    batch_size: int = MISSING
-    num_workers: int = MISSING
-    flip: bool = MISSING
 
 
 class TorchvisionImages(DataSource):

@@ -20,7 +20,7 @@ import torch
 from omegaconf import MISSING
 
 from gantrain.data.augment import crop_and_flip
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, take
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, take
 from gantrain.data.download import download_and_extract
 from gantrain.data.images import IMAGE_SUFFIXES, PREPROCESS, UNREADABLE, check_decoded, decode_file, decode_many, list_images
 from gantrain.data.keys import B_FLIP, B_LEFT, B_TOP, FLIP, LEFT, PARTNER, TOP, draw
@@ -104,20 +104,15 @@ class UnpairedFolder(DataSource):
     """
 
     @dataclass
-    class Config:
+    class Config(SourceConfig):
         """The keys of configs/data/unpaired_folder.yaml (their values live there)."""
 
-        name: str = MISSING
-        root: Optional[str] = MISSING
         dataset: Optional[str] = MISSING  # a CycleGAN dataset name: its folder is root/<dataset>
         download: bool = MISSING
         load_size: int = MISSING
         crop_size: int = MISSING
         preprocess: str = MISSING  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
-        flip: bool = MISSING
         channels: int = MISSING
-        batch_size: int = MISSING
-        num_workers: int = MISSING  # stream mode: decoding worker processes
         max_dataset_size: Optional[int] = MISSING  # cap on each side (null: all)
         serial_batches: bool = MISSING  # true: B[i mod |B|] instead of a random B
         cache: str = MISSING  # auto | device | host | stream (data/stream.py)
