@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 import torch
 from omegaconf import MISSING
 from sklearn.datasets import load_digits
