@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -15,8 +14,6 @@ from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfi
 from gantrain.data.images import decode_all, list_images, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
-
-log = logging.getLogger(__name__)
 
 
 def require_folder(root: Optional[str], what: str = "data.root") -> Path:
@@ -96,9 +93,8 @@ class ImageFolder(DataSource):
             store = FileRows(kept, partial(load_tensor, channels=cfg.channels, size=size), (len(kept), cfg.channels, size, size))
             return InMemoryImages(store, labels, flip=cfg.flip)
         paths, labels = self._labels(paths, name)
-        images, bad = decode_all(paths, cfg.channels, cfg.image_size)
+        images, bad = decode_all(paths, cfg.channels, cfg.image_size, f"{cfg.root} ({name})")
         if bad:
-            log.warning("%s split: skipped %d unreadable image(s) of %d", name, len(bad), len(paths))
             if labels is not None:
                 keep = torch.ones(len(paths), dtype=torch.bool)
                 keep[bad] = False
