@@ -217,7 +217,7 @@ def run_clis(family: str, run: Path, device: str, work: Path, info: Any, eval_nu
         done.append("sample")
     if family in TRANSLATE:
         images = write_images(work / "inputs", 2, info.image_size, info.channels)
-        direction = "AtoB" if family != "pix2pix" else str(info.extra.get("direction", "AtoB"))
+        direction = "AtoB" if family != "pix2pix" else info.direction
         run_cli(translate.main, [str(run), "--input", str(images), "--out", str(work / "translated"),
                                  "--direction", direction, "--device", device])
         done.append("translate")

@@ -57,15 +57,18 @@ def make_folders(root: Path, images: int, pairs: int) -> tuple[Path, Path]:
 def cell(kind: str, folder: str, mode: str, workers: int, timed: int) -> dict[str, float | str]:
     """One measurement, in this (fresh) process; prints `first` the moment the first batch exists."""
     import torch
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
+    from gantrain.config.paths import config_dir
     from gantrain.data.aligned import AlignedFolder
     from gantrain.data.loader import make_batch_stream
     from gantrain.data.unpaired import UnpairedFolder
 
     torch.set_num_threads(1)  # the data path alone: more intra-op threads only contend with the workers
     cls = UnpairedFolder if kind == "unpaired" else AlignedFolder
-    data = cls(OmegaConf.structured(cls.Config(root=folder, cache=mode, num_workers=workers)))
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):  # the YAML holds the values
+        overrides = [f"data={kind}_folder", f"data.root={folder}", f"data.cache={mode}", f"data.num_workers={workers}"]
+        data = cls(compose(config_name="train", overrides=overrides).data)
     stream = make_batch_stream(data.split("train"), batch_size=1, seed=0, device=torch.device("cpu"),
                                num_workers=workers, cache=data.cache_mode)
     it = (batch for epoch in range(10**6) for batch in stream.epoch(epoch))

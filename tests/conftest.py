@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two pytest workers on a 2-core machine: one thread each (and in the subprocesses they
@@ -57,6 +59,16 @@ def compose_cfg(overrides: list[str] | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose(config_name="train", overrides=overrides or [], return_hydra_config=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _data_node(name: str) -> str:
+    return OmegaConf.to_yaml(compose_cfg([f"data={name}"]).data)
+
+
+def data_cfg(name: str, **values: Any) -> DictConfig:
+    """The `data` group of `data=<name>` as composed from its YAML (the only source of its values), with `values` set."""
+    return OmegaConf.merge(OmegaConf.create(_data_node(name)), values)
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from gantrain.nets.mlp import MLPDiscriminator, MLPGenerator
 from gantrain.trainer.ema import EMA
 from gantrain.trainer.optim import lr_factor
 
+from conftest import data_cfg
+
 LOGITS = torch.tensor([-2.0, -0.5, 0.0, 1.5])
 
 
@@ -144,7 +146,7 @@ def test_batch_stream_is_a_pure_function_of_seed_epoch_and_position():
 
 
 def test_digits_split_is_fixed_and_stratified():
-    cfg = OmegaConf.structured(Digits.Config(image_size=16))
+    cfg = data_cfg("digits", image_size=16)
     digits = Digits(cfg, seed=123)
     train, test = digits.split("train"), digits.split("test")
     assert (len(train), len(test)) == (1437, 360)

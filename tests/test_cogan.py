@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from conftest import TINY, compose_cfg, run_cli
 from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import validate_config
-from gantrain.data.unpaired import Digits2Negative, negative
+from gantrain.data.digit_domains import Digits2Negative, negative
 from gantrain.errors import GantrainError
 from gantrain.metrics.latent import PairAgreement
 from gantrain.nets.coupled import CoupledDiscriminator, CoupledGenerator

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from gantrain.data import stream as stream_mod
@@ -21,11 +20,13 @@ from gantrain.data.aligned import AlignedFolder
 from gantrain.data.captioned_sets import CaptionedFolder
 from gantrain.data.captions import CaptionedImages
 from gantrain.data.image_folder import ImageFolder
-from gantrain.data.base import random_crop
+from gantrain.data.augment import random_crop
 from gantrain.data.keys import LEFT, TOP, draw
 from gantrain.data.loader import make_batch_stream
 from gantrain.data.unpaired import UnpairedFolder
 from gantrain.errors import GantrainError
+
+from conftest import data_cfg
 
 CPU = torch.device("cpu")
 
@@ -55,8 +56,8 @@ def _same(xs: list[dict], ys: list[dict]) -> None:
 
 
 def _unpaired(root: Path, cache: str) -> UnpairedFolder:
-    cfg = UnpairedFolder.Config(root=str(root), load_size=20, crop_size=16, cache=cache)
-    return UnpairedFolder(OmegaConf.structured(cfg))
+    cfg = data_cfg("unpaired_folder", root=str(root), load_size=20, crop_size=16, cache=cache)
+    return UnpairedFolder(cfg)
 
 
 def test_stream_equals_in_memory_resumes_mid_epoch_with_workers_and_skips_corrupt_files(tmp_path, caplog):
@@ -86,7 +87,7 @@ def test_truncated_file_is_replaced_by_the_next_and_nothing_else_changes(tmp_pat
     shutil.copy(tmp_path / "y" / "train" / "004.jpg", tmp_path / "y" / "train" / "003.jpg")
 
     def aligned(root: Path) -> AlignedFolder:
-        return AlignedFolder(OmegaConf.structured(AlignedFolder.Config(root=str(root), load_size=20, crop_size=16, cache="stream")))
+        return AlignedFolder(data_cfg("aligned_folder", root=str(root), load_size=20, crop_size=16, cache="stream"))
 
     x, y = aligned(tmp_path / "x"), aligned(tmp_path / "y")
     sx = make_batch_stream(x.split("train"), batch_size=2, seed=1, device=CPU, num_workers=2, cache="stream")
@@ -100,7 +101,7 @@ def test_image_folder_stream_matches_memory_with_labels(tmp_path):
     _noise(tmp_path / "dogs", 6, (20, 20), 5, ".png")
 
     def folder(cache: str) -> ImageFolder:
-        return ImageFolder(OmegaConf.structured(ImageFolder.Config(root=str(tmp_path), image_size=16, test_fraction=0.0, cache=cache)))
+        return ImageFolder(data_cfg("image_folder", root=str(tmp_path), image_size=16, test_fraction=0.0, cache=cache))
 
     memory, streamed = folder("device"), folder("stream")
     assert memory.info.class_counts == streamed.info.class_counts == [5, 6]
@@ -112,8 +113,8 @@ def test_auto_picks_against_the_budget(tmp_path, caplog, monkeypatch):
     need = 10 * 3 * 16 * 16
 
     def mode(budget):
-        cfg = ImageFolder.Config(root=str(tmp_path / "imgs"), image_size=16, test_fraction=0.0, cache_budget_gb=budget)
-        return ImageFolder(OmegaConf.structured(cfg)).cache_mode
+        cfg = data_cfg("image_folder", root=str(tmp_path / "imgs"), image_size=16, test_fraction=0.0, cache_budget_gb=budget)
+        return ImageFolder(cfg).cache_mode
 
     caplog.set_level(logging.INFO)
     assert mode(need / 2**30) == "device"
@@ -140,7 +141,7 @@ def test_ddp_ranks_stream_disjoint_shards_equal_to_in_memory(tmp_path):
            str(tmp_path / "imgs"), str(dump)]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    memory = ImageFolder(OmegaConf.structured(ImageFolder.Config(root=str(tmp_path / "imgs"), image_size=16, labels=False)))
+    memory = ImageFolder(data_cfg("image_folder", root=str(tmp_path / "imgs"), image_size=16, labels=False))
     shards = []
     for rank in (0, 1):
         got = torch.load(dump / f"rank{rank}.pt")
@@ -178,8 +179,8 @@ def test_captioned_folder_stream_matches_memory(tmp_path):
             p.with_suffix(".txt").write_text(f"a {cls} thing\nsomething {cls}\n")
 
     def folder(cache: str) -> CaptionedFolder:
-        cfg = CaptionedFolder.Config(root=str(tmp_path / "imgs"), image_size=16, test_classes=0, cache=cache,
+        cfg = data_cfg("captioned_folder", root=str(tmp_path / "imgs"), image_size=16, test_classes=0, cache=cache,
                                      cache_dir=str(tmp_path / f"c-{cache}"))
-        return CaptionedFolder(OmegaConf.structured(cfg))
+        return CaptionedFolder(cfg)
 
     _same(_epoch(folder("device"), "device"), _epoch(folder("stream"), "stream"))

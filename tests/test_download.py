@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gantrain.data.captioned_sets import fetch_archive
-from gantrain.data.download import download_and_extract
+from gantrain.data.download import download_and_extract, fetch_archive
 from gantrain.errors import GantrainError
 
 

@@ -26,7 +26,7 @@ from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_ke
 from gantrain.metrics.evaluator import Evaluator, fid_from_features, inception_score, kid_from_features
 from gantrain.metrics.frechet import frechet_distance_features
 from gantrain.trainer.trainer import Trainer
-from conftest import run_cli
+from conftest import data_cfg, run_cli
 
 
 # ------------------------------------------------------------------ independent reference computations
@@ -127,7 +127,7 @@ class RealImagesModel:
 def eval_cfg(tmp_path, **eval_keys):
     cfg = OmegaConf.create({
         "seed": 0, "model": OmegaConf.to_container(group_config("model", "dcgan")),
-        "data": {"_target_": "gantrain.data.digits.Digits", "name": "digits", "image_size": 16},
+        "data": data_cfg("digits", image_size=16),
         "trainer": {"max_steps": 1},
         "eval": {"backbone": "tiny", "num_samples": 64, "num_real": 100, "kid_subsets": 4, "kid_subset_size": 50,
                  "reference_cache": str(tmp_path / "ref"), **eval_keys},

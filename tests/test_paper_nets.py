@@ -88,7 +88,7 @@ def test_norm_none_nets_match_the_reference_state_dicts():
     cfg, model = _default_model(["model=cyclegan", "data=facades", "model.norm=none"], DataInfo("facades", 3, 256))
     assert _params(model.nets["G_A"]) == 11_372_931 and _params(model.nets["D_A"]) == 2_763_841
     cfg, model = _default_model(["model=pix2pix", "data=pix2pix_facades", "model.norm=none"],
-                                DataInfo("pix2pix_facades", 3, 256, extra={"paired": True}))
+                                DataInfo("pix2pix_facades", 3, 256, paired=True))
     assert _params(model.nets["G"]) == 54_404_099 and _params(model.nets["D"]) == 2_766_913
     assert _params(build_patch_discriminator("pixel", 6, 64, 3, "none", False)) == 8_768
     # instance norm (CycleGAN's default) is unchanged: 11.378 M as the reference prints for G_A

@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import compose_cfg, run_cli
+from conftest import compose_cfg, data_cfg, run_cli
 from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import group_config, validate_config
 from gantrain.data import aligned
-from gantrain.data.aligned import AlignedFolder, AlignedImages, Edges2Digits
+from gantrain.data.aligned import AlignedFolder, AlignedImages
+from gantrain.data.digit_domains import Edges2Digits
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.inversion import reconstruction_error
@@ -45,7 +46,7 @@ def _model_cfg(**kw):
 
 @pytest.fixture(scope="module")
 def digits():
-    return Edges2Digits(_cfg(Edges2Digits))
+    return Edges2Digits(data_cfg("edges2digits"))
 
 
 # ------------------------------------------------------------------ edges2digits
@@ -59,10 +60,10 @@ def test_edges2digits_pairs_are_edge_map_and_digit(digits):
     assert torch.allclose(b["A"].add(1).div(2), want, atol=1 / 255 + 1e-6)
     assert b["label"].tolist() == digits.labelled_domain("B", "test").labels[:5].tolist()
     info = digits.info
-    assert info.extra["paired"] and info.extra["direction"] == "AtoB" and info.num_classes == 10
-    assert Edges2Digits(_cfg(Edges2Digits, direction="BtoA")).info.extra["direction"] == "BtoA"
+    assert info.paired and info.direction == "AtoB" and info.num_classes == 10
+    assert Edges2Digits(data_cfg("edges2digits", direction="BtoA")).info.direction == "BtoA"
     with pytest.raises(GantrainError, match="data.direction=sideways"):
-        Edges2Digits(_cfg(Edges2Digits, direction="sideways"))
+        Edges2Digits(data_cfg("edges2digits", direction="sideways"))
 
 
 def test_pair_crop_and_flip_are_shared():
@@ -94,14 +95,14 @@ def _side_by_side(folder: Path, n: int, size: int = 8) -> None:
 def test_aligned_folder_side_by_side(tmp_path):
     _side_by_side(tmp_path / "ds" / "train", 3)
     _side_by_side(tmp_path / "ds" / "val", 2)
-    data = AlignedFolder(_cfg(AlignedFolder, root=str(tmp_path / "ds"), load_size=8, crop_size=8, flip=False))
+    data = AlignedFolder(data_cfg("aligned_folder", root=str(tmp_path / "ds"), load_size=8, crop_size=8, flip=False))
     train, test = data.split("train"), data.split("test")  # no test/: falls back to val/
     assert (len(train), len(test)) == (3, 2)
     b = train.batch(torch.arange(3), torch.Generator().manual_seed(0))
     assert b["A"].shape == (3, 3, 8, 8)
     assert torch.allclose(b["A"][:, 0, 0, 0], torch.tensor([0.0, 10, 20]) / 127.5 - 1)
     assert torch.allclose(b["B"], torch.full_like(b["B"], 200 / 127.5 - 1))
-    assert data.info.image_size == 8 and data.info.extra["paired"]
+    assert data.info.image_size == 8 and data.info.paired
 
 
 def test_aligned_folder_two_folders_matched_by_name(tmp_path):
@@ -109,7 +110,7 @@ def test_aligned_folder_two_folders_matched_by_name(tmp_path):
         (tmp_path / f"train{side}").mkdir()
         for name in ("x", "y") + (("only_a",) if side == "A" else ()):
             Image.new("L", (8, 8), value + (name == "y") * 20).save(tmp_path / f"train{side}" / f"{name}.png")
-    data = AlignedFolder(_cfg(AlignedFolder, root=str(tmp_path), channels=1, load_size=8, crop_size=8))
+    data = AlignedFolder(data_cfg("aligned_folder", root=str(tmp_path), channels=1, load_size=8, crop_size=8))
     train = data.split("train")
     assert len(train) == 2  # only_a has no partner
     b = train.batch(torch.arange(2))
@@ -118,7 +119,7 @@ def test_aligned_folder_two_folders_matched_by_name(tmp_path):
 
 
 def test_aligned_folder_errors(tmp_path):
-    mk = lambda **kw: AlignedFolder(_cfg(AlignedFolder, **kw))  # noqa: E731
+    mk = lambda **kw: AlignedFolder(data_cfg("aligned_folder", **kw))  # noqa: E731
     with pytest.raises(GantrainError, match="data.root is not set"):
         mk()
     with pytest.raises(GantrainError, match="neither train/ nor trainA/"):
@@ -160,7 +161,7 @@ def test_named_dataset_download_from_local_server(http_dir, tmp_path, monkeypatc
                 info.size = len(buf.getvalue())
                 tf.addfile(info, io.BytesIO(buf.getvalue()))
     monkeypatch.setattr(aligned, "PIX2PIX_URL", url + "/{name}.tar.gz")
-    data = AlignedFolder(_cfg(AlignedFolder, root=str(tmp_path / "data"), dataset="edges2shoes", download=True,
+    data = AlignedFolder(data_cfg("aligned_folder", root=str(tmp_path / "data"), dataset="edges2shoes", download=True,
                               load_size=8, crop_size=8, test_split="val"))
     assert data.folder == tmp_path / "data" / "pix2pix" / "edges2shoes"
     assert (len(data.split("train")), len(data.split("test"))) == (2, 2)
@@ -169,14 +170,14 @@ def test_named_dataset_download_from_local_server(http_dir, tmp_path, monkeypatc
 
 # ------------------------------------------------------------------ model
 def test_default_nets_follow_the_paper():
-    info = DataInfo("x", 3, 256, extra={"paired": True, "direction": "AtoB"})
+    info = DataInfo("x", 3, 256, paired=True, direction="AtoB")
     m = Pix2Pix(group_config("model", "pix2pix", ngf=4, ndf=4), info)
     G, D = m.nets["G"], m.nets["D"]
     assert sum(isinstance(x, nn.Dropout) for x in G.modules()) == 3  # unet_256: 3 inner 8ngf decoder levels
     assert any(isinstance(x, nn.BatchNorm2d) for x in G.modules())
     assert D(torch.zeros(1, 6, 256, 256)).shape == (1, 1, 30, 30)  # 70x70 PatchGAN on (input, output)
     with pytest.raises(GantrainError, match="divisible by 256"):
-        Pix2Pix(group_config("model", "pix2pix", ngf=4, ndf=4), DataInfo("x", 3, 32, extra={"paired": True}))
+        Pix2Pix(group_config("model", "pix2pix", ngf=4, ndf=4), DataInfo("x", 3, 32, paired=True))
     with pytest.raises(GantrainError, match="gan_mode=wgan"):
         Pix2Pix(group_config("model", "pix2pix", gan_mode="wgan"), info)
     with pytest.raises(GantrainError, match="needs paired data"):
@@ -242,7 +243,7 @@ def test_translate_direction_and_paper_inference(digits):
     m_eval = Pix2Pix(_model_cfg(test_mode="eval"), digits.info)
     m_eval.nets.eval()
     assert torch.equal(m_eval.translate(x, "AtoB"), m_eval.nets["G"](x))
-    back = Pix2Pix(_model_cfg(), Edges2Digits(_cfg(Edges2Digits, direction="BtoA")).info)
+    back = Pix2Pix(_model_cfg(), Edges2Digits(data_cfg("edges2digits", direction="BtoA")).info)
     assert (back.src, back.dst, back.size_multiple("BtoA")) == ("B", "A", 32)
 
 
@@ -294,4 +295,4 @@ def test_cli_end_to_end_tiny(tmp_path):
     assert {"loss/G_GAN", "loss/G_L1", "loss/D_real", "loss/D_fake"} <= set().union(*logged)
     assert {p.name.split("_step")[0] for p in (run / "samples").glob("*.png")} == {"input", "output", "target"}
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert ckpt["data_info"]["extra"]["direction"] == "BtoA"
+    assert ckpt["data_info"]["direction"] == "BtoA"

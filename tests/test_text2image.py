@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import compose_cfg, run_cli
-from gantrain.data.captioned_sets import CaptionedFolder, fetch_archive
+from conftest import compose_cfg, data_cfg, run_cli
+from gantrain.data.captioned_sets import CaptionedFolder
+from gantrain.data.download import fetch_archive
 from gantrain.data.captions import decode_tokens, encode_captions
 from gantrain.data.shapes import ATTRIBUTES, Shapes
 from gantrain.errors import GantrainError
@@ -34,18 +34,18 @@ TINY_CLS = [
 
 
 def shapes(tmp_path, **kw) -> Shapes:
-    cfg = OmegaConf.structured(Shapes.Config(num_train=96, num_test=24, image_size=16, root=str(tmp_path / "c"), **kw))
+    cfg = data_cfg("shapes", num_train=96, num_test=24, image_size=16, root=str(tmp_path / "c"), **kw)
     return Shapes(cfg)
 
 
 def test_shapes_deterministic_cached_and_captions_describe_attributes(tmp_path):
     a = shapes(tmp_path)
     b = shapes(tmp_path)  # from the cache
-    c = Shapes(OmegaConf.structured(Shapes.Config(num_train=96, num_test=24, image_size=16, root=str(tmp_path / "other"))))
+    c = Shapes(data_cfg("shapes", num_train=96, num_test=24, image_size=16, root=str(tmp_path / "other")))
     tr = a.split("train")
     assert tr.images.shape == (96, 3, 16, 16) and tr.tokens.shape == (96, 5, 16) and len(a.split("test")) == 24
     assert torch.equal(tr.images, b.split("train").images) and torch.equal(tr.tokens, c.split("train").tokens)
-    vocab = a.info.extra["vocab"]
+    vocab = a.info.vocab
     for word in ["red", "green", "blue", "yellow", "magenta", "cyan", "white", "circle", "square", "triangle",
                  "small", "large", "top", "bottom", "left", "right", "center"]:
         assert word in vocab
@@ -154,18 +154,18 @@ def write_folder(root: Path) -> None:
 
 def test_captioned_folder_and_missing_releases(tmp_path):
     write_folder(tmp_path / "imgs")
-    cfg = OmegaConf.structured(CaptionedFolder.Config(root=str(tmp_path / "imgs"), image_size=16, cache_dir=str(tmp_path / "c")))
+    cfg = data_cfg("captioned_folder", root=str(tmp_path / "imgs"), image_size=16, cache_dir=str(tmp_path / "c"))
     src = CaptionedFolder(cfg)
     train, test = src.split("train"), src.split("test")
     assert len(train) == 4 and len(test) == 4 and train.tokens.shape[1] == 5  # the last class is held out
-    assert decode_tokens(train.tokens[0, 0], src.info.extra["vocab"]) == "a blue picture"
+    assert decode_tokens(train.tokens[0, 0], src.info.vocab) == "a blue picture"
     assert test.content.unique().numel() == 4  # one class in the test split: each image is its own content
     from gantrain.data.captioned_sets import CUB
 
     with pytest.raises(GantrainError, match="text_c10"):
-        CUB(OmegaConf.structured(CUB.Config(root=str(tmp_path))))
+        CUB(data_cfg("cub", root=str(tmp_path)))
     with pytest.raises(GantrainError, match="needs data.root"):
-        CUB(OmegaConf.structured(CUB.Config()))
+        CUB(data_cfg("cub"))
 
 
 def test_fetch_archive_from_a_local_server(tmp_path):

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from PIL import Image
 
 from gantrain.data.download import download_and_extract
-from gantrain.data.unpaired import Digits2Edges, Digits2Negative, UnpairedFolder
+from gantrain.data.digit_domains import Digits2Edges, Digits2Negative
+from gantrain.data.unpaired import UnpairedFolder
 from gantrain.errors import GantrainError
+
+from conftest import data_cfg
 
 
 # ------------------------------------------------------------------ download
@@ -101,12 +103,8 @@ def test_offline_error_is_one_line_with_url_and_layout(tmp_path):
 
 
 # ------------------------------------------------------------------ digits domains
-def _cfg(cls, **kw):
-    return OmegaConf.structured(cls.Config(**kw))
-
-
 def test_digits2negative_domains_and_batches():
-    data = Digits2Negative(_cfg(Digits2Negative, name="digits2negative"))
+    data = Digits2Negative(data_cfg("digits2negative"))
     train = data.split("train")
     assert abs(train.a.shape[0] - train.b.shape[0]) <= 10 and train.a.shape[0] + train.b.shape[0] == 1437
     # disjoint halves: no A image equals the negative-inverse of a B image at the same label count
@@ -122,12 +120,12 @@ def test_digits2negative_domains_and_batches():
     assert torch.equal(b1["B"], b2["B"]) and b1["A"].min() >= -1 and b1["A"].max() <= 1
     b3 = train.batch(idx, torch.Generator().manual_seed(4))
     assert torch.equal(b1["A"], b3["A"]) and not torch.equal(b1["B"], b3["B"])  # B drawn at random
-    assert data.info.extra["paired_test"] and data.info.channels == 1
+    assert data.info.paired_test and data.info.channels == 1
     assert len(train) == max(train.a.shape[0], train.b.shape[0])
 
 
 def test_digits2edges_is_dilation_minus_digit():
-    data = Digits2Edges(_cfg(Digits2Edges, name="digits2edges"))
+    data = Digits2Edges(data_cfg("digits2edges"))
     test = data.split("test")
     x = test.a.float() / 255
     want = (F.max_pool2d(x, 3, 1, 1) - x).mul(255).round()
@@ -155,7 +153,7 @@ def _write_images(folder: Path) -> None:
 @pytest.mark.parametrize("channels", [1, 3])
 def test_unpaired_folder_modes_crop_flip(tmp_path, channels):
     _write_images(tmp_path)
-    cfg = _cfg(UnpairedFolder, root=str(tmp_path), load_size=20, crop_size=16, channels=channels)
+    cfg = data_cfg("unpaired_folder", root=str(tmp_path), load_size=20, crop_size=16, channels=channels)
     data = UnpairedFolder(cfg)
     train = data.split("train")
     assert train.a.shape == (3, channels, 20, 20) and train.b.shape == (2, channels, 20, 20)
@@ -171,14 +169,14 @@ def test_unpaired_folder_modes_crop_flip(tmp_path, channels):
 
 def test_unpaired_folder_errors(tmp_path):
     with pytest.raises(GantrainError, match="data.root is not set"):
-        UnpairedFolder(_cfg(UnpairedFolder))
+        UnpairedFolder(data_cfg("unpaired_folder"))
     (tmp_path / "trainA").mkdir()
     with pytest.raises(GantrainError, match="trainB"):
-        UnpairedFolder(_cfg(UnpairedFolder, root=str(tmp_path)))
+        UnpairedFolder(data_cfg("unpaired_folder", root=str(tmp_path)))
     with pytest.raises(GantrainError, match="download=true"):
-        UnpairedFolder(_cfg(UnpairedFolder, root=str(tmp_path), dataset="horse2zebra"))
+        UnpairedFolder(data_cfg("unpaired_folder", root=str(tmp_path), dataset="horse2zebra"))
     with pytest.raises(GantrainError, match="preprocess"):
-        UnpairedFolder(_cfg(UnpairedFolder, root=str(tmp_path), preprocess="zoom"))
+        UnpairedFolder(data_cfg("unpaired_folder", root=str(tmp_path), preprocess="zoom"))
     _write_images(tmp_path / "mixed")
     with pytest.raises(GantrainError, match="different sizes"):
-        UnpairedFolder(_cfg(UnpairedFolder, root=str(tmp_path / "mixed"), preprocess="none")).split("train")
+        UnpairedFolder(data_cfg("unpaired_folder", root=str(tmp_path / "mixed"), preprocess="none")).split("train")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY, compose_cfg, run_cli
+from conftest import TINY, compose_cfg, data_cfg, run_cli
 from gantrain import runs
 from gantrain.metrics.evaluator import EvalSetup
 from gantrain.config.schema import group_config, validate_config
@@ -138,12 +138,12 @@ def test_kid_is_near_zero_for_same_distribution():
 @pytest.mark.slow  # trains two digit classifiers (~40 s on a quiet CPU)
 def test_translation_metrics_on_an_oracle(classifier_cache):
     """A model that applies the true map scores the classifier's own accuracy and zero paired error."""
-    from gantrain.data.unpaired import Digits2Negative
+    from gantrain.data.digit_domains import Digits2Negative
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"eval": {"split": "test", "batch_size": 400, "classifier_cache": classifier_cache,
                                      "kid_subsets": 10, "kid_subset_size": 1000, "seed": 0}})
-    data = Digits2Negative(OmegaConf.structured(Digits2Negative.Config()))
+    data = Digits2Negative(data_cfg("digits2negative"))
 
     class Oracle:
         rt = type("rt", (), {"device": torch.device("cpu")})()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gantrain.cli.common import one_line_errors, setup_logging
-from gantrain.data.unpaired import EXTENSIONS, list_domain, open_image
+from gantrain.data.images import IMAGE_SUFFIXES, list_images, open_image
 from gantrain.errors import GantrainError
 from gantrain.nets.generators import NET_G, build_generator, size_multiple
 from gantrain.runs import load_trained
@@ -167,13 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     if not src.exists():
         raise GantrainError(f"--input {src} does not exist")
     if src.is_file():
-        if src.suffix.lower() not in EXTENSIONS:
-            raise GantrainError(f"--input {src} is not an image ({', '.join(sorted(EXTENSIONS))})")
+        if src.suffix.lower() not in IMAGE_SUFFIXES:
+            raise GantrainError(f"--input {src} is not an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
         files, base = [src], src.parent
     else:
-        files, base = list_domain(src), src
+        files, base = list_images(src), src
         if not files:
-            raise GantrainError(f"--input {src} holds no images ({', '.join(sorted(EXTENSIONS))})")
+            raise GantrainError(f"--input {src} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if args.batch_size < 1:
         raise GantrainError(f"--batch-size must be at least 1, got {args.batch_size}")
     device = resolve_device(args.device)

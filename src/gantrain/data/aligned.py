@@ -2,35 +2,34 @@
 
 Unlike the unpaired sets, A[i] and B[i] belong together, so every random crop and flip is drawn once per pair
 and applied to both images alike. `data.direction` (AtoB | BtoA) does not swap the images: A stays the left
-half (or trainA/); the model reads the direction from `info.extra["direction"]` and picks its input.
+half (or trainA/); the model reads the direction from `info.direction` and picks its input.
 
-Sources: `edges2digits` (embedded, offline: A = the edge map maxpool3x3(x) - x, B = the digit x, 32 px grey),
-`aligned_folder` (train/ val/ test/ of side-by-side A|B images, or trainA/ trainB/ testA/ testB/ matched by
-file name), and the public pix2pix datasets by name (facades, maps, edges2shoes, edges2handbags, night2day).
+Sources: `aligned_folder` (train/ val/ test/ of side-by-side A|B images, or trainA/ trainB/ testA/ testB/ matched
+by file name) and the public pix2pix datasets by name (facades, maps, edges2shoes, edges2handbags, night2day);
+the embedded `edges2digits` is in `digit_domains.py`.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, random_crop, random_flip, take
-from gantrain.data.digits import digits_split_indices, digits_uint8
+from gantrain.data.augment import crop_and_flip
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, check_direction, take
 from gantrain.data.download import download_and_extract
+from gantrain.data.images import check_decoded, decode_file, decode_many, list_images, open_image, preprocess_image, to_hwc
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
-from gantrain.data.unpaired import decode_file, edges, list_domain, open_image, preprocess_image
 from gantrain.errors import GantrainError
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("AtoB", "BtoA")
 PIX2PIX_DATASETS = ("facades", "maps", "edges2shoes", "edges2handbags", "night2day")
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
 CITYSCAPES_MESSAGE = (
@@ -39,11 +38,6 @@ CITYSCAPES_MESSAGE = (
     "build side-by-side A|B images (e.g. with the pix2pix repository's datasets/prepare_cityscapes_dataset.py), "
     "then train with data=aligned_folder data.root=<that folder>"
 )
-
-
-def check_direction(direction: str) -> None:
-    if direction not in DIRECTIONS:
-        raise GantrainError(f"data.direction={direction} is not valid; choose AtoB or BtoA")
 
 
 class AlignedImages(InMemorySplit):
@@ -88,16 +82,8 @@ class AlignedImages(InMemorySplit):
         return AlignedImages(ab, None, labels, self.crop, self.flip, channels_a=self.ca)
 
     def _augment(self, ab: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
-        h, w = ab.shape[-2:]
-        if self.crop is not None and (h, w) != (self.crop, self.crop):
-            if keys is None:
-                top, left = (h - self.crop) // 2, (w - self.crop) // 2
-                ab = ab[..., top : top + self.crop, left : left + self.crop]
-            else:
-                ab = random_crop(ab, self.crop, keys)
-        if self.flip and keys is not None:
-            ab = random_flip(ab, keys)
-        return ab
+        """One crop and flip per pair: both sides are cut from the same joined store."""
+        return crop_and_flip(ab, self.crop, self.flip, keys)
 
     def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]:
         ab = self._augment(take(self.ab, index), keys)
@@ -112,70 +98,10 @@ class AlignedImages(InMemorySplit):
         return InMemoryImages((ab[:, : self.ca] if name == "A" else ab[:, self.ca :]).contiguous(), self.labels, flip=False)
 
 
-def _info(name: str, channels: int, size: int, direction: str, n: int, **extra) -> DataInfo:
-    return DataInfo(
-        name=name, channels=channels, image_size=size,
-        extra={"domains": ["A", "B"], "channels_A": channels, "channels_B": channels, "paired": True,
-               "paired_test": True, "direction": direction, "size_A": n, "size_B": n, **extra},
-    )
-
-
-# ---------------------------------------------------------------------------------------------- digits
-class Edges2Digits(DataSource):
-    """`data=edges2digits`: A = the edge map maxpool3x3(x) - x of a digit x in [0, 1], B = x (32 px, grey).
-
-    The digits' fixed split: 1,437 train pairs, 360 test pairs, with labels (the classifier metric reads the
-    translated digits). `labelled_domain` gives either side of a split for training domain classifiers.
-    """
-
-    @dataclass
-    class Config:
-        name: str = "edges2digits"
-        root: Optional[str] = None  # unused: the digits ship with scikit-learn
-        image_size: int = 32
-        channels: int = 1
-        direction: str = "AtoB"  # AtoB: edges -> digit | BtoA: digit -> edges
-        batch_size: int = 1
-        num_workers: int = 0
-        flip: bool = False  # mirrored digits are not digits
-
-    # which project classifier reads each side: B is the plain digits (shares data=digits' cached classifier)
-    classifier_names = {"A": "edges2digits_A", "B": "digits"}
-
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
-        check_direction(cfg.direction)
-        if cfg.channels != 1:
-            raise GantrainError(f"data=edges2digits is grey: set data.channels=1 (got {cfg.channels})")
-        images, labels = digits_uint8(cfg.image_size)
-        self._images, self._labels = images, labels
-        self._edges = self.edge_map(images)
-        self._index = {k: torch.tensor(v) for k, v in digits_split_indices().items()}
-
-    @staticmethod
-    def edge_map(images: torch.Tensor) -> torch.Tensor:
-        """uint8 digits -> uint8 edge maps, maxpool3x3(x) - x computed on x in [0, 1]."""
-        x = images.float() / 255.0
-        return (edges(x) * 255.0).round().clamp(0, 255).to(torch.uint8)
-
-    def labelled_domain(self, side: str, split: str) -> InMemoryImages:
-        idx = self._index[split]
-        return InMemoryImages((self._edges if side == "A" else self._images)[idx], self._labels[idx])
-
-    @property
-    def info(self) -> DataInfo:
-        train = self._index["train"]
-        info = _info(self.cfg.name, 1, self.cfg.image_size, self.cfg.direction, len(train))
-        info.num_classes = 10
-        info.class_names = [str(i) for i in range(10)]
-        info.class_counts = torch.bincount(self._labels[train], minlength=10).tolist()
-        return info
-
-    def split(self, name: str) -> AlignedImages:
-        if name not in self._index:
-            raise GantrainError(f"data=edges2digits has splits train and test, not {name!r}")
-        idx = self._index[name]
-        return AlignedImages(self._edges[idx], self._images[idx], self._labels[idx], flip=self.cfg.flip and name == "train")
+def paired_info(name: str, channels: int, size: int, direction: str) -> DataInfo:
+    """The description of paired A|B data: two domains of `channels` each, true pairs in train and test."""
+    return DataInfo(name=name, channels=channels, image_size=size, domains=["A", "B"], channels_A=channels,
+                    channels_B=channels, paired=True, paired_test=True, direction=direction)
 
 
 # ---------------------------------------------------------------------------------------------- folders
@@ -186,10 +112,8 @@ def decode_side_by_side(path: Path, channels: int, preprocess: str, load_size: i
     w, h = im.size
     if w % 2:
         raise GantrainError(f"{path} is {w} px wide, which cannot be halved into A|B; each image must hold A left, B right")
-    halves = []
-    for box in ((0, 0, w // 2, h), (w // 2, 0, w, h)):
-        arr = np.asarray(preprocess_image(im.crop(box), preprocess, load_size, crop_size), dtype=np.uint8)
-        halves.append(arr[:, :, None] if arr.ndim == 2 else arr)
+    halves = [to_hwc(preprocess_image(im.crop(box), preprocess, load_size, crop_size))
+              for box in ((0, 0, w // 2, h), (w // 2, 0, w, h))]
     return torch.from_numpy(np.concatenate(halves, 2)).permute(2, 0, 1).contiguous()
 
 
@@ -211,24 +135,20 @@ class AlignedFolder(DataSource):
     """
 
     @dataclass
-    class Config:
-        name: str = "aligned_folder"
-        root: Optional[str] = None
-        dataset: Optional[str] = None  # facades | maps | edges2shoes | edges2handbags | night2day (| cityscapes: message)
-        download: bool = False
-        direction: str = "AtoB"  # AtoB | BtoA
-        load_size: int = 286
-        crop_size: int = 256
-        preprocess: str = "resize_and_crop"  # resize_and_crop | crop | none
-        flip: bool = True
-        channels: int = 3
-        batch_size: int = 1
-        num_workers: int = 2  # stream mode: decoding worker processes
-        max_dataset_size: Optional[int] = None
-        test_split: str = "test"  # the folder evaluation reads (test or val), falling back to val, then train
-        # how the train split is held (data/stream.py)
-        cache: str = "auto"  # auto | device | host | stream
-        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
+    class Config(SourceConfig):
+        """The keys of configs/data/aligned_folder.yaml (their values live there)."""
+
+        dataset: Optional[str] = MISSING  # facades | maps | edges2shoes | edges2handbags | night2day (| cityscapes: message)
+        download: bool = MISSING
+        direction: str = MISSING  # AtoB | BtoA
+        load_size: int = MISSING
+        crop_size: int = MISSING
+        preprocess: str = MISSING  # resize_and_crop | crop | none
+        channels: int = MISSING
+        max_dataset_size: Optional[int] = MISSING
+        test_split: str = MISSING  # the folder evaluation reads (test or val), falling back to val, then train
+        cache: str = MISSING  # auto | device | host | stream (data/stream.py)
+        cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -287,8 +207,8 @@ class AlignedFolder(DataSource):
         name = self._phase_dir(phase)
         if self.two_folder:
             da, db = self.folder / f"{name}A", self.folder / f"{name}B"
-            by_a = {p.stem: p for p in list_domain(da)}
-            by_b = {p.stem: p for p in list_domain(db)}
+            by_a = {p.stem: p for p in list_images(da)}
+            by_b = {p.stem: p for p in list_images(db)}
             common = sorted(set(by_a) & set(by_b))
             if not common:
                 raise GantrainError(f"{da} and {db} share no file names; pairs are matched by name (e.g. 001.png in both)")
@@ -299,7 +219,7 @@ class AlignedFolder(DataSource):
             where = da
         else:
             where = self.folder / name
-            items = list_domain(where)
+            items = list_images(where)
             if not items:
                 raise GantrainError(f"{where} holds no images; add A|B images or fix data.root")
         if cfg.max_dataset_size is not None:
@@ -328,25 +248,11 @@ class AlignedFolder(DataSource):
             shape = self._decoded_shape(items, decode)
             return FileRows(items, decode, (len(items), *shape))
 
-        def one(item: Any) -> torch.Tensor | None:
-            try:
-                return decode(item)
-            except (OSError, ValueError, SyntaxError) as exc:
-                log.warning("skipping unreadable image %s (%s)", item, exc)
-                return None
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            rows = [x for x in pool.map(one, items) if x is not None]
+        rows, _ = decode_many(items, decode, str(where))
         if not rows:
             raise GantrainError(f"{where}: none of its {len(items)} image(s) could be read; check the files")
-        if len(rows) < len(items):
-            log.warning("%s: skipped %d unreadable image(s) of %d", where, len(items) - len(rows), len(items))
-        if len({x.shape for x in rows}) > 1:
-            raise GantrainError(f"{where}: images have different sizes after data.preprocess={cfg.preprocess}; use data.preprocess=resize_and_crop")
-        ab = torch.stack(rows)
-        if cfg.preprocess != "none" and min(ab.shape[-2:]) < cfg.crop_size:
-            raise GantrainError(f"{where}: halves are {ab.shape[-1]}x{ab.shape[-2]}, smaller than data.crop_size={cfg.crop_size}; lower data.crop_size")
-        return ab
+        check_decoded({tuple(x.shape[-2:]) for x in rows}, cfg.preprocess, cfg.crop_size, str(where))
+        return torch.stack(rows)
 
     def _decoded_shape(self, items: list[Any], decode: Callable[[Any], torch.Tensor] | None) -> tuple[int, int, int]:
         """(2C, H, W) of a decoded train pair: known for resize_and_crop, else read from the first readable file."""
@@ -382,4 +288,4 @@ class AlignedFolder(DataSource):
     def info(self) -> DataInfo:
         train = self.split("train")
         size = self.cfg.crop_size if self.cfg.preprocess != "none" else int(train.ab.shape[-1])
-        return _info(self.cfg.name, self.cfg.channels, size, self.cfg.direction, len(train), folder=str(self.folder))
+        return paired_info(self.cfg.name, self.cfg.channels, size, self.cfg.direction)

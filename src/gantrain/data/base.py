@@ -3,22 +3,41 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Optional
 
 import torch
+from omegaconf import MISSING
 from torch.utils.data import Dataset
 
-from gantrain.data.keys import FLIP, LEFT, TOP, draw, keys_from
+from gantrain.data.augment import random_flip
+from gantrain.data.keys import keys_from
+from gantrain.errors import GantrainError
 
 # Batch entries that hold images: gathered as uint8, turned into [-1, 1] floats where the batch is used.
 IMAGE_KEYS = ("image", "A", "B")
 Keys = torch.Tensor | torch.Generator | None
 
 
+# The two translation directions of two-domain data: A -> B and B -> A.
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def check_direction(direction: str, key: str = "data.direction") -> None:
+    """One line naming `key` unless `direction` is AtoB or BtoA."""
+    if direction not in DIRECTIONS:
+        raise GantrainError(f"{key}={direction} is not valid; choose AtoB or BtoA")
+
+
 @dataclass
 class DataInfo:
-    """Everything a model needs to know about its data; stored in checkpoints so sampling needs no dataset."""
+    """Everything a model needs to know about its data; stored in checkpoints so sampling needs no dataset.
+
+    Two-domain (translation) data sets `domains=["A", "B"]` and each side's channels (`channels_A`/`channels_B`
+    default to `channels`); `paired`: train items are true pairs A[i] <-> B[i] (pix2pix), translated in
+    `direction`; `paired_test`: the test split's B[i] is A[i]'s true translation (metrics measure the distance).
+    Captioned data sets `vocab` and `max_len` (token ids), and `attributes` (names per attribute) where known.
+    """
 
     name: str
     channels: int
@@ -26,13 +45,29 @@ class DataInfo:
     num_classes: int = 0
     class_names: list[str] = field(default_factory=list)
     class_counts: list[int] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    domains: list[str] = field(default_factory=list)
+    channels_A: Optional[int] = None
+    channels_B: Optional[int] = None
+    paired: bool = False
+    paired_test: bool = False
+    direction: str = "AtoB"
+    vocab: list[str] = field(default_factory=list)
+    max_len: int = 32
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.channels_A = self.channels if self.channels_A is None else self.channels_A
+        self.channels_B = self.channels if self.channels_B is None else self.channels_B
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DataInfo":
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise GantrainError(f"the checkpoint's data_info has unknown field(s) {', '.join(sorted(unknown))}: it was "
+                                f"written by another gantrain version; load it with that version or retrain")
         return cls(**data)
 
 
@@ -44,26 +79,6 @@ def to_unit(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def take(rows: Any, index: torch.Tensor) -> torch.Tensor:
     """Rows of an image store: a uint8 tensor (a gather) or a `FileRows` (decoded from files)."""
     return rows.index_select(0, index)
-
-
-def random_flip(x: torch.Tensor, keys: torch.Tensor, k: int = FLIP) -> torch.Tensor:
-    flip = draw(keys, k, 2).bool()
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-
-
-def random_crop(x: torch.Tensor, size: int, keys: torch.Tensor, k_top: int = TOP, k_left: int = LEFT) -> torch.Tensor:
-    """A size x size crop at an independent offset per image, with no Python loop and no host sync: whole rows
-    by one index_select, then columns by one gather (7x faster on the CPU than one 4-D advanced index)."""
-    n, c, h, w = x.shape
-    if h == size and w == size:
-        return x
-    top, left = draw(keys, k_top, h - size + 1), draw(keys, k_left, w - size + 1)
-    ar = torch.arange(size, device=x.device)
-    planes = torch.arange(n * c, device=x.device).view(n, c, 1) * h
-    rows = (planes + (top[:, None] + ar).view(n, 1, size)).view(-1)
-    y = x.reshape(n * c * h, w).index_select(0, rows).view(n, c, size, w)
-    cols = (left[:, None] + ar).view(n, 1, 1, size).expand(n, c, size, size)
-    return y.gather(3, cols)
 
 
 class InMemorySplit(ABC):
@@ -134,8 +149,20 @@ class InMemoryImages(InMemorySplit):
         return out
 
 
+@dataclass
+class SourceConfig:
+    """The keys every data YAML sets; each source's `Config` adds its own. Fields are declared, never given
+    values: the YAML is the one source of them, and a key it lacks is a one-line error at validation."""
+
+    name: str = MISSING
+    root: Optional[str] = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    flip: bool = MISSING
+
+
 class DataSource(ABC):
-    """A dataset family selected with `data=<name>`; subclasses declare a `Config` dataclass (their schema)."""
+    """A dataset family selected with `data=<name>`; subclasses declare a `Config` (a `SourceConfig`: their schema)."""
 
     Config: type
 

@@ -16,19 +16,18 @@ or read per item from the files with `data.cache=stream`.
 from __future__ import annotations
 
 import logging
-import tarfile
-import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
-from gantrain.data.download import extract_archive, fetch_to_part
-from gantrain.data.images import IMAGE_SUFFIXES, decode_all, load_tensor
+from gantrain.data.download import fetch_archive
+from gantrain.data.images import decode_all, list_images, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 from gantrain.io import cache_folder, cache_path, load_or_build
@@ -36,22 +35,6 @@ from gantrain.io import cache_folder, cache_path, load_or_build
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-
-
-def fetch_archive(url: str, dest: Path, timeout: float = 60.0) -> Path:
-    """Download `url` into `dest` and unpack it there if it is a tar or zip archive; returns the file.
-
-    Shares data/download.py's fetch and extraction: an interrupted download continues from its `.part` file
-    (HTTP Range), and archive members with `..` paths or links are refused with one line."""
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / Path(url.split("?")[0]).name
-    if not target.is_file():
-        part = target.with_name(target.name + ".part")
-        fetch_to_part(url, part, timeout, False, f"download it by hand into {dest}")
-        part.replace(target)
-    if tarfile.is_tarfile(target) or zipfile.is_zipfile(target):
-        extract_archive(target, dest)
-    return target
 
 
 def read_captions(path: Path) -> list[str]:
@@ -73,9 +56,26 @@ class Item:
     label: str
 
 
+@dataclass
+class CaptionedConfig(SourceConfig):
+    """The keys of configs/data/captioned_folder.yaml, cub.yaml and flowers102.yaml (their values live there)."""
+
+    download: bool = MISSING
+    urls: list[str] = MISSING  # archives fetched into root when download=true
+    cache_dir: Optional[str] = MISSING  # decoded-array cache folder (null: ~/.cache/gantrain/data)
+    image_size: int = MISSING
+    cache: str = MISSING  # auto | device | host | stream (data/stream.py)
+    cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
+    captions_per_image: int = MISSING
+    max_len: int = MISSING
+    min_word_count: int = MISSING
+    test_classes: int = MISSING
+
+
 class CaptionedSource(DataSource):
     """Shared by the captioned photo datasets: subclasses list (image, captions, class) items."""
 
+    Config = CaptionedConfig
     DATASET = "captioned"
     MISSING = ""
 
@@ -87,7 +87,7 @@ class CaptionedSource(DataSource):
         if not cfg.root:
             raise GantrainError(f"data={self.DATASET} needs data.root: {self.MISSING}")
         root = Path(cfg.root).expanduser()
-        if cfg.download and getattr(cfg, "urls", None):
+        if cfg.download and cfg.urls:
             for url in cfg.urls:
                 fetch_archive(url, root)
         if not root.is_dir():
@@ -142,7 +142,7 @@ class CaptionedSource(DataSource):
             items, images = [it for it in items if it.image in ok], None
         else:
             log.info("decoding %d %s images (cached at %s)", len(items), self.DATASET, path)
-            images, bad = decode_all([it.image for it in items], 3, self.cfg.image_size)
+            images, bad = decode_all([it.image for it in items], 3, self.cfg.image_size, str(root))
             dropped = set(bad)
             items = [it for i, it in enumerate(items) if i not in dropped]
         k = self.cfg.captions_per_image
@@ -167,7 +167,7 @@ class CaptionedSource(DataSource):
         return DataInfo(
             name=self.DATASET, channels=3, image_size=self.cfg.image_size, num_classes=len(classes), class_names=classes,
             class_counts=torch.bincount(self._data["labels"][train], minlength=len(classes)).tolist(),
-            extra={"vocab": list(self._data["vocab"]), "max_len": self.cfg.max_len},
+            vocab=list(self._data["vocab"]), max_len=self.cfg.max_len,
         )
 
     def split(self, name: str) -> CaptionedImages:
@@ -186,26 +186,6 @@ class CaptionedSource(DataSource):
         return CaptionedImages(images, self._data["tokens"][rows], content, None, self.cfg.flip)
 
 
-@dataclass
-class CaptionedConfig:
-    name: str = "captioned"
-    root: Optional[str] = None
-    download: bool = False
-    urls: list[str] = field(default_factory=list)  # archives fetched into root when download=true
-    cache_dir: Optional[str] = None  # decoded-array cache folder (null: ~/.cache/gantrain/data)
-    image_size: int = 64
-    batch_size: int = 64
-    num_workers: int = 2  # stream mode: decoding worker processes
-    # how the train split is held (data/stream.py)
-    cache: str = "auto"  # auto | device | host | stream
-    cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
-    flip: bool = True
-    captions_per_image: int = 10
-    max_len: int = 32
-    min_word_count: int = 1
-    test_classes: int = 50
-
-
 def _text_folder(root: Path) -> Path:
     for name in ("text_c10", "text"):
         for base in (root, *[p for p in root.iterdir() if p.is_dir()]):
@@ -220,10 +200,6 @@ class CUB(CaptionedSource):
     DATASET = "cub"
     MISSING = ("place CUB_200_2011.tgz unpacked (https://www.vision.caltech.edu/datasets/cub_200_2011/) as "
                "<root>/CUB_200_2011/images/ and Reed's captions (cvpr2016_cub, github.com/reedscot/cvpr2016) as <root>/text_c10/")
-
-    @dataclass
-    class Config(CaptionedConfig):
-        name: str = "cub"
 
     def items(self, root: Path) -> list[Item]:
         try:
@@ -248,11 +224,6 @@ class Flowers102(CaptionedSource):
     MISSING = ("place 102flowers.tgz unpacked (https://www.robots.ox.ac.uk/~vgg/data/flowers/102/) as <root>/jpg/ and "
                "Reed's captions (cvpr2016_flowers, github.com/reedscot/cvpr2016) as <root>/text_c10/class_NNNNN/")
 
-    @dataclass
-    class Config(CaptionedConfig):
-        name: str = "flowers102"
-        test_classes: int = 20
-
     def items(self, root: Path) -> list[Item]:
         try:
             text = _text_folder(root)
@@ -275,15 +246,9 @@ class CaptionedFolder(CaptionedSource):
     DATASET = "captioned_folder"
     MISSING = "put images with sidecar captions there (x.png next to x.txt, one caption per line)"
 
-    @dataclass
-    class Config(CaptionedConfig):
-        name: str = "captioned_folder"
-        captions_per_image: int = 5
-        test_classes: int = 1
-
     def items(self, root: Path) -> list[Item]:
         out = []
-        for img in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        for img in list_images(root):
             txt = img.with_suffix(".txt")
             if txt.is_file() and read_captions(txt):
                 out.append(Item(img, read_captions(txt), str(img.parent.relative_to(root))))

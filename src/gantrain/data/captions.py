@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import torch
 
-from gantrain.data.base import InMemorySplit, random_flip, take
+from gantrain.data.augment import random_flip
+from gantrain.data.base import InMemorySplit, take
 from gantrain.data.keys import CAPTION, WRONG, WRONG_CAPTION, draw
 
 PAD, UNK = "<pad>", "<unk>"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
+from omegaconf import MISSING
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import resize_uint8
 
 SPLIT_SEED = 0  # the train/test split is fixed, whatever the run's seed
@@ -36,13 +36,10 @@ class Digits(DataSource):
     """`data=digits`: 1,437 train / 360 test images (stratified, fixed split), resized to `image_size`."""
 
     @dataclass
-    class Config:
-        name: str = "digits"
-        root: Optional[str] = None  # unused: the data ships with scikit-learn
-        image_size: int = 32
-        batch_size: int = 64
-        num_workers: int = 0
-        flip: bool = False  # mirrored digits are not digits
+    class Config(SourceConfig):
+        """The keys of configs/data/digits.yaml (their values live there)."""
+
+        image_size: int = MISSING
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)

@@ -119,6 +119,27 @@ def extract_archive(archive: Path, dest: Path) -> None:
         raise GantrainError(f"{archive} is damaged ({exc}); delete it and download again") from None
 
 
+def fetch_file(url: str, dest_dir: Path, *, timeout: float, progress: bool, manual: str) -> Path:
+    """`dest_dir/<archive name>`, downloaded through a resumable `.part` file unless it is already there."""
+    archive = dest_dir / _archive_name(url)
+    if not archive.exists():
+        part = dest_dir / (archive.name + ".part")
+        log.info("downloading %s to %s", url, archive)
+        fetch_to_part(url, part, timeout, progress, manual)
+        os.replace(part, archive)
+    return archive
+
+
+def fetch_archive(url: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download `url` into `dest` (kept there) and unpack it in place if it is a tar or zip archive; returns
+    the file. For releases unpacked side by side into one root (the captioned sets' images and captions)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    target = fetch_file(url, dest, timeout=timeout, progress=False, manual=f"download it by hand into {dest}")
+    if tarfile.is_tarfile(target) or zipfile.is_zipfile(target):
+        extract_archive(target, dest)
+    return target
+
+
 def _check_layout(folder: Path, expect: Sequence[str], where: str) -> None:
     missing = [e for e in expect if not (folder / e).exists()]
     if missing:
@@ -155,12 +176,7 @@ def download_and_extract(
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GantrainError(f"cannot create {dest_dir} ({exc}); set data.root to a writable folder") from None
-    archive = dest_dir / archive_name
-    if not archive.exists():
-        part = dest_dir / (archive_name + ".part")
-        log.info("downloading %s to %s", url, archive)
-        fetch_to_part(url, part, timeout, progress, manual)
-        os.replace(part, archive)
+    archive = fetch_file(url, dest_dir, timeout=timeout, progress=progress, manual=manual)
     if sha256 is not None:
         digest = sha256_of(archive)
         if digest.lower() != sha256.lower():

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Optional
 
 import torch
+from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import decode_all, list_images, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
-
-log = logging.getLogger(__name__)
 
 
 def require_folder(root: Optional[str], what: str = "data.root") -> Path:
@@ -38,19 +36,15 @@ class ImageFolder(DataSource):
     """
 
     @dataclass
-    class Config:
-        name: str = "image_folder"
-        root: Optional[str] = None
-        image_size: int = 64
-        channels: int = 3
-        batch_size: int = 64
-        num_workers: int = 2  # stream mode: decoding worker processes
-        flip: bool = True
-        labels: bool = True  # class subfolders become labels
-        test_fraction: float = 0.1  # used when root has no train/ and test/ folders
-        # how the train split is held (data/stream.py)
-        cache: str = "auto"  # auto | device | host | stream
-        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
+    class Config(SourceConfig):
+        """The keys of configs/data/image_folder.yaml (their values live there)."""
+
+        image_size: int = MISSING
+        channels: int = MISSING
+        labels: bool = MISSING  # class subfolders become labels
+        test_fraction: float = MISSING  # used when root has no train/ and test/ folders
+        cache: str = MISSING  # auto | device | host | stream
+        cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -99,9 +93,8 @@ class ImageFolder(DataSource):
             store = FileRows(kept, partial(load_tensor, channels=cfg.channels, size=size), (len(kept), cfg.channels, size, size))
             return InMemoryImages(store, labels, flip=cfg.flip)
         paths, labels = self._labels(paths, name)
-        images, bad = decode_all(paths, cfg.channels, cfg.image_size)
+        images, bad = decode_all(paths, cfg.channels, cfg.image_size, f"{cfg.root} ({name})")
         if bad:
-            log.warning("%s split: skipped %d unreadable image(s) of %d", name, len(bad), len(paths))
             if labels is not None:
                 keep = torch.ones(len(paths), dtype=torch.bool)
                 keep[bad] = False

@@ -1,19 +1,31 @@
-"""Decoding and resizing helpers shared by the image datasets."""
+"""Image file IO for every dataset and CLI: listing, decoding (any common mode), the deterministic resizes,
+decoding many files in threads, and saving.
+
+Two decoders, as the datasets have always read their files: `load_image` (centre square + resize, for the
+single-domain sets) and `decode_array` (the CycleGAN reference's `preprocess` resizes, for the translation sets).
+"""
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-log = logging.getLogger(__name__)
+from gantrain.errors import GantrainError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}  # either case
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # what a bad file raises when decoded
 
 
 def read_rgb_jpeg(path: Path, channels: int) -> Image.Image | None:
@@ -47,6 +59,7 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def list_images(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, sorted; extensions in either case."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
@@ -71,24 +84,101 @@ def load_tensor(path: Path, channels: int, size: int) -> torch.Tensor:
     return torch.from_numpy(load_image(path, channels, size)).permute(2, 0, 1).contiguous()
 
 
-def decode_all(paths: list[Path], channels: int, size: int, workers: int = 8) -> tuple[torch.Tensor, list[int]]:
-    """Decode files in threads; unreadable or truncated files are skipped and their positions returned."""
+def decode_many(items: list[Any], decode: Callable[[Any], T], where: str, workers: int = 8) -> tuple[list[T], list[int]]:
+    """`decode` every item in threads; unreadable items are logged and skipped, their positions returned."""
 
-    def one(path: Path) -> np.ndarray | None:
+    def one(item: Any) -> T | None:
         try:
-            return load_image(path, channels, size)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            log.warning("skipping unreadable image %s (%s)", path, exc)
+            return decode(item)
+        except UNREADABLE as exc:
+            log.warning("skipping unreadable image %s (%s)", item, exc)
             return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        arrays = list(pool.map(one, paths))
-    kept = [a for a in arrays if a is not None]
-    bad = [i for i, a in enumerate(arrays) if a is None]
+        results = list(pool.map(one, items))
+    bad = [i for i, r in enumerate(results) if r is None]
+    if bad:
+        log.warning("%s: skipped %d unreadable image(s) of %d", where, len(bad), len(items))
+    return [r for r in results if r is not None], bad
+
+
+def decode_all(paths: list[Path], channels: int, size: int, where: str = "images") -> tuple[torch.Tensor, list[int]]:
+    """`load_image` of every file, stacked; unreadable or truncated files are skipped and their positions returned."""
+    kept, bad = decode_many(paths, partial(load_image, channels=channels, size=size), where)
     if not kept:
         return torch.empty(0, channels, size, size, dtype=torch.uint8), bad
-    stacked = torch.from_numpy(np.stack(kept)).permute(0, 3, 1, 2).contiguous()
-    return stacked, bad
+    return torch.from_numpy(np.stack(kept)).permute(0, 3, 1, 2).contiguous(), bad
+
+
+# ---------------------------------------------------------------------------------------------- translation sets
+def open_image(path: Path, channels: int) -> Image.Image:
+    """Decode any common mode (grey, RGBA, palette, 16-bit, CMYK) to 8-bit 'L' or 'RGB'."""
+    fast = read_rgb_jpeg(path, channels)
+    if fast is not None:
+        return fast
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            top = 65535.0 if im.mode != "I" or arr.max() > 255 else 255.0
+            im = Image.fromarray((arr / top * 255.0).round().clip(0, 255).astype(np.uint8), mode="L")
+        elif im.mode == "F":
+            arr = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray((arr.clip(0, 1) * 255.0).round().astype(np.uint8), mode="L")
+        elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, im)
+        return im.convert("L" if channels == 1 else "RGB")
+
+
+def _round4(v: int) -> int:
+    return max(4, int(round(v / 4)) * 4)
+
+
+def preprocess_image(im: Image.Image, preprocess: str, load_size: int, crop_size: int) -> Image.Image:
+    """The deterministic part of the reference's transforms (resizes); random crops happen per batch."""
+    if preprocess == "resize_and_crop":
+        im = im.resize((load_size, load_size), Image.BICUBIC)
+    elif preprocess in ("scale_width", "scale_width_and_crop"):
+        w, h = im.size
+        if not (w == load_size and h >= crop_size):
+            h = max(int(load_size * h / w), crop_size)
+            im = im.resize((load_size, h), Image.BICUBIC)
+    if preprocess in ("none", "scale_width"):
+        w, h = im.size
+        if (w % 4, h % 4) != (0, 0):
+            im = im.resize((_round4(w), _round4(h)), Image.BICUBIC)
+    return im
+
+
+def to_hwc(im: Image.Image) -> np.ndarray:
+    """A PIL image as an (H, W, C) uint8 array (a writable copy), grey images included."""
+    arr = np.array(im, dtype=np.uint8)
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def decode_array(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> np.ndarray:
+    """One file decoded and preprocessed to an (H, W, C) uint8 array (raises if unreadable)."""
+    return to_hwc(preprocess_image(open_image(path, channels), preprocess, load_size, crop_size))
+
+
+def decode_file(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> torch.Tensor:
+    """`decode_array` as a (C, H, W) tensor: what a streamed split reads per item."""
+    return torch.from_numpy(decode_array(path, channels, preprocess, load_size, crop_size)).permute(2, 0, 1).contiguous()
+
+
+def check_decoded(shapes: set[tuple[int, ...]], preprocess: str, crop_size: int, where: str) -> None:
+    """One size after preprocessing, no smaller than the crop: else one line saying which setting to change."""
+    if len(shapes) > 1:
+        shown = ", ".join(f"{s[-1]}x{s[-2]}" for s in sorted(shapes)[:3])
+        raise GantrainError(
+            f"{where}: images have different sizes after data.preprocess={preprocess} ({shown}, ...); "
+            f"use data.preprocess=resize_and_crop to bring them to one size"
+        )
+    h, w = next(iter(shapes))[-2:]
+    if preprocess in ("resize_and_crop", "crop", "scale_width_and_crop") and (h < crop_size or w < crop_size):
+        raise GantrainError(f"{where}: images are {w}x{h}, smaller than data.crop_size={crop_size}; lower data.crop_size")
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 import torch.nn.functional as F
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.errors import GantrainError
 from gantrain.io import cache_folder, cache_path, load_or_build
@@ -130,18 +131,15 @@ class Shapes(DataSource):
     """`data=shapes`: `num_train` + `num_test` images, `captions_per_image` captions each."""
 
     @dataclass
-    class Config:
-        name: str = "shapes"
-        root: Optional[str] = None  # cache folder (null: ~/.cache/gantrain/data)
-        image_size: int = 32
-        batch_size: int = 64
-        num_workers: int = 0
-        flip: bool = False  # a flip would swap left and right: the captions would lie
-        num_train: int = 10000
-        num_test: int = 1000
-        captions_per_image: int = 5
-        max_len: int = 16
-        generator_seed: int = 0  # the dataset, not the run: the same for every run seed
+    class Config(SourceConfig):
+        """The keys of configs/data/shapes.yaml (their values live there)."""
+
+        image_size: int = MISSING
+        num_train: int = MISSING
+        num_test: int = MISSING
+        captions_per_image: int = MISSING
+        max_len: int = MISSING
+        generator_seed: int = MISSING  # the dataset, not the run: the same for every run seed
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -155,7 +153,7 @@ class Shapes(DataSource):
     def info(self) -> DataInfo:
         return DataInfo(
             name="shapes", channels=3, image_size=self.cfg.image_size,
-            extra={"vocab": list(self._data["vocab"]), "max_len": self.cfg.max_len, "attributes": ATTRIBUTES},
+            vocab=list(self._data["vocab"]), max_len=self.cfg.max_len, attributes=ATTRIBUTES,
         )
 
     def split(self, name: str) -> CaptionedImages:

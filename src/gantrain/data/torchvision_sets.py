@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import MISSING
 from torch.utils.data import Dataset
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import resize_uint8
 from gantrain.errors import GantrainError
 
@@ -38,18 +39,19 @@ def _missing(name: str, root: Path, folder: str, exc: Exception) -> GantrainErro
     )
 
 
+@dataclass
+class TorchvisionConfig(SourceConfig):
+    """The keys of configs/data/mnist.yaml (fashion_mnist, cifar10 inherit it) and celeba.yaml."""
+
+    root: str = MISSING
+    download: bool = MISSING
+    image_size: int = MISSING
+
+
 class TorchvisionImages(DataSource):
     """`data=mnist|fashion_mnist|cifar10`: the whole split decoded into memory once."""
 
-    @dataclass
-    class Config:
-        name: str = "mnist"
-        root: str = "data"
-        download: bool = False
-        image_size: int = 32
-        batch_size: int = 64
-        num_workers: int = 0
-        flip: bool = False
+    Config = TorchvisionConfig
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -112,15 +114,7 @@ class _CelebAItems(Dataset):
 class CelebA(DataSource):
     """`data=celeba`: aligned faces, centre crop 178 then resize (decoded on the fly by DataLoader workers)."""
 
-    @dataclass
-    class Config:
-        name: str = "celeba"
-        root: str = "data"
-        download: bool = False
-        image_size: int = 64
-        batch_size: int = 128
-        num_workers: int = 4
-        flip: bool = True
+    Config = TorchvisionConfig
 
     def split(self, name: str) -> Dataset:
         import torchvision.datasets as tvd

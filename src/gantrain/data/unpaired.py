@@ -4,38 +4,31 @@ An epoch is max(|A|, |B|) batches of items: A is taken in the shuffled order (in
 uniformly at random from the item's key (the reference's "unaligned" sampling), so no pairing exists. Random
 crops and flips are drawn per image from the same key (`keys.py`), so resume is exact in every `data.cache` mode.
 
-Sources: `digits2negative` / `digits2edges` (embedded, offline, 32 px grey: the two domains come from disjoint
-halves of the digits train split), `unpaired_folder` (trainA/ trainB/ testA/ testB/), and the CycleGAN
-datasets by name (`data=horse2zebra`, ...), downloaded into `data.root` on first use.
+Sources: `unpaired_folder` (trainA/ trainB/ testA/ testB/) and the CycleGAN datasets by name (`data=horse2zebra`,
+...), downloaded into `data.root` on first use; the embedded digit domains are in `digit_domains.py`.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from omegaconf import MISSING
 
-from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, random_crop, random_flip, take
-from gantrain.data.digits import digits_split_indices, digits_uint8
+from gantrain.data.augment import crop_and_flip
+from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, take
 from gantrain.data.download import download_and_extract
-from gantrain.data.images import read_rgb_jpeg
+from gantrain.data.images import IMAGE_SUFFIXES, PREPROCESS, UNREADABLE, check_decoded, decode_file, decode_many, list_images
 from gantrain.data.keys import B_FLIP, B_LEFT, B_TOP, FLIP, LEFT, PARTNER, TOP, draw
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 
 log = logging.getLogger(__name__)
 
-PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-# The reference's extensions (either case) plus webp.
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
 CYCLEGAN_DATASETS = (
     "ae_photos", "apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
     "ukiyoe2photo", "vangogh2photo", "maps", "facades", "iphone2dslr_flower", "mini",
@@ -72,15 +65,8 @@ class UnpairedImages(InMemorySplit):
         return UnpairedImages(mv(self.a), mv(self.b), mv(self.labels_a), mv(self.labels_b), self.crop, self.flip, self.serial)
 
     def _augment(self, x: torch.Tensor, keys: torch.Tensor | None, side: str) -> torch.Tensor:
-        if self.crop is not None and (x.shape[-1] != self.crop or x.shape[-2] != self.crop):
-            if keys is None:  # evaluation: the centre crop
-                top, left = (x.shape[-2] - self.crop) // 2, (x.shape[-1] - self.crop) // 2
-                x = x[..., top : top + self.crop, left : left + self.crop]
-            else:
-                x = random_crop(x, self.crop, keys, *((TOP, LEFT) if side == "A" else (B_TOP, B_LEFT)))
-        if self.flip and keys is not None:
-            x = random_flip(x, keys, FLIP if side == "A" else B_FLIP)
-        return x
+        """Each side draws its own crop and flip (A and B are independent images)."""
+        return crop_and_flip(x, self.crop, self.flip, keys, (TOP, LEFT, FLIP) if side == "A" else (B_TOP, B_LEFT, B_FLIP))
 
     def gather(self, index: torch.Tensor, keys: torch.Tensor | None) -> dict[str, torch.Tensor]:
         ia = index % self.a.shape[0]
@@ -96,194 +82,16 @@ class UnpairedImages(InMemorySplit):
         return InMemoryImages(self._augment(images, None, name).contiguous(), labels, flip=False)
 
 
-# ---------------------------------------------------------------------------------------------- digits
-def negative(x: torch.Tensor) -> torch.Tensor:
-    """Domain B of digits2negative: 1 - x for x in [0, 1]."""
-    return 1.0 - x
-
-
-def edges(x: torch.Tensor) -> torch.Tensor:
-    """Domain B of digits2edges: a 3x3 dilation minus the digit (x in [0, 1]), i.e. its outer outline."""
-    return F.max_pool2d(x, 3, stride=1, padding=1) - x
-
-
-class _DigitsUnpaired(DataSource):
-    """Digits (32 px, grey) with domain A = the digit and domain B = `transform(digit)`.
-
-    Train: the digits train split is cut into two disjoint halves (fixed, stratified by class), A from one and
-    B from the other, so no training pair exists. Test: every test digit in both domains (A and its exact
-    B counterpart), which lets metrics check classes and measure the distance to the true translation.
-    """
-
-    transform: Callable[[torch.Tensor], torch.Tensor]
-    inverse_b: Callable[[torch.Tensor], torch.Tensor] | None = None  # B -> A exactly, where one exists
-
-    @dataclass
-    class Config:
-        name: str = "digits2negative"
-        root: Optional[str] = None  # unused: the digits ship with scikit-learn
-        image_size: int = 32
-        channels: int = 1
-        batch_size: int = 1
-        num_workers: int = 0
-        flip: bool = False  # mirrored digits are not digits
-
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
-        if cfg.channels != 1:
-            raise GantrainError(f"data={cfg.name} is grey: set data.channels=1 (got {cfg.channels})")
-        images, labels = digits_uint8(cfg.image_size)
-        split = digits_split_indices()
-        train = torch.tensor(split["train"])
-        half_a, half_b = self._halves(labels[train])
-        ia, ib = train[half_a], train[half_b]
-        test = torch.tensor(split["test"])
-        to_b = type(self).to_domain_b
-        self._images, self._labels, self._index = images, labels, {"train": train, "test": test}
-        self._splits = {
-            "train": UnpairedImages(images[ia], to_b(images[ib]), labels[ia], labels[ib], flip=cfg.flip),
-            "test": UnpairedImages(images[test], to_b(images[test]), labels[test], labels[test]),
-        }
-
-    @staticmethod
-    def _halves(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Positions of two disjoint halves, each with every class in equal share (fixed seed)."""
-        gen = torch.Generator().manual_seed(0)
-        first, second = [], []
-        for c in labels.unique().tolist():
-            pos = (labels == c).nonzero().flatten()
-            pos = pos[torch.randperm(len(pos), generator=gen)]
-            first.append(pos[: len(pos) // 2])
-            second.append(pos[len(pos) // 2 :])
-        return torch.cat(first).sort().values, torch.cat(second).sort().values
-
-    def labelled_domain(self, side: str, split: str) -> InMemoryImages:
-        """Every digit of `split` rendered in domain `side`, with labels: what domain classifiers train on."""
-        idx = self._index[split]
-        images = self._images[idx] if side == "A" else self.to_domain_b(self._images[idx])
-        return InMemoryImages(images, self._labels[idx])
-
-    @classmethod
-    def to_domain_b(cls, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 255.0
-        return (cls.transform(x) * 255.0).round().clamp(0, 255).to(torch.uint8)
-
-    @property
-    def info(self) -> DataInfo:
-        train = self._splits["train"]
-        return DataInfo(
-            name=self.cfg.name, channels=1, image_size=self.cfg.image_size, num_classes=10,
-            class_names=[str(i) for i in range(10)],
-            class_counts=torch.bincount(train.labels_a, minlength=10).tolist(),
-            extra={"domains": ["A", "B"], "channels_A": 1, "channels_B": 1, "paired_test": True,
-                   "size_A": train.a.shape[0], "size_B": train.b.shape[0]},
-        )
-
-    def split(self, name: str) -> UnpairedImages:
-        if name not in self._splits:
-            raise GantrainError(f"data={self.cfg.name} has splits train and test, not {name!r}")
-        return self._splits[name]
-
-
-class Digits2Negative(_DigitsUnpaired):
-    """`data=digits2negative`: digit <-> its photographic negative (white digit on black <-> black on white)."""
-
-    transform = staticmethod(negative)
-    inverse_b = staticmethod(negative)
-
-
-class Digits2Edges(_DigitsUnpaired):
-    """`data=digits2edges`: digit <-> its outline (dilation minus digit)."""
-
-    transform = staticmethod(edges)
-
-
 # ---------------------------------------------------------------------------------------------- folders
-def list_domain(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, sorted; extensions in either case."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
-
-
-def open_image(path: Path, channels: int) -> Image.Image:
-    """Decode any common mode (grey, RGBA, palette, 16-bit, CMYK) to 8-bit 'L' or 'RGB'."""
-    fast = read_rgb_jpeg(path, channels)
-    if fast is not None:
-        return fast
-    with Image.open(path) as im:
-        im.load()
-        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-            arr = np.asarray(im, dtype=np.float64)
-            top = 65535.0 if im.mode != "I" or arr.max() > 255 else 255.0
-            im = Image.fromarray((arr / top * 255.0).round().clip(0, 255).astype(np.uint8), mode="L")
-        elif im.mode == "F":
-            arr = np.asarray(im, dtype=np.float64)
-            im = Image.fromarray((arr.clip(0, 1) * 255.0).round().astype(np.uint8), mode="L")
-        elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(white, im)
-        return im.convert("L" if channels == 1 else "RGB")
-
-
-def _round4(v: int) -> int:
-    return max(4, int(round(v / 4)) * 4)
-
-
-def preprocess_image(im: Image.Image, preprocess: str, load_size: int, crop_size: int) -> Image.Image:
-    """The deterministic part of the reference's transforms (resizes); random crops happen per batch."""
-    if preprocess == "resize_and_crop":
-        im = im.resize((load_size, load_size), Image.BICUBIC)
-    elif preprocess in ("scale_width", "scale_width_and_crop"):
-        w, h = im.size
-        if not (w == load_size and h >= crop_size):
-            h = max(int(load_size * h / w), crop_size)
-            im = im.resize((load_size, h), Image.BICUBIC)
-    if preprocess in ("none", "scale_width"):
-        w, h = im.size
-        if (w % 4, h % 4) != (0, 0):
-            im = im.resize((_round4(w), _round4(h)), Image.BICUBIC)
-    return im
-
-
-def decode_array(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> np.ndarray:
-    """One file decoded and preprocessed to an (H, W, C) uint8 array (raises if unreadable)."""
-    arr = np.array(preprocess_image(open_image(path, channels), preprocess, load_size, crop_size), dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def decode_file(path: Path, channels: int, preprocess: str, load_size: int, crop_size: int) -> torch.Tensor:
-    """`decode_array` as a (C, H, W) tensor: what a streamed split reads per item."""
-    return torch.from_numpy(decode_array(path, channels, preprocess, load_size, crop_size)).permute(2, 0, 1).contiguous()
-
-
 def decode_domain(paths: list[Path], channels: int, preprocess: str, load_size: int, crop_size: int,
-                  where: str, workers: int = 8) -> torch.Tensor:
+                  where: str) -> torch.Tensor:
     """Decode and preprocess every file in threads into one uint8 tensor; unreadable files are skipped."""
-
-    def one(path: Path) -> np.ndarray | None:
-        try:
-            return decode_array(path, channels, preprocess, load_size, crop_size)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            log.warning("skipping unreadable image %s (%s)", path, exc)
-            return None
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        arrays = [a for a in pool.map(one, paths) if a is not None]
-    if not arrays:
+    decode = partial(decode_file, channels=channels, preprocess=preprocess, load_size=load_size, crop_size=crop_size)
+    rows, _ = decode_many(paths, decode, where)
+    if not rows:
         raise GantrainError(f"{where}: none of its {len(paths)} image(s) could be read; check the files")
-    if len(arrays) < len(paths):
-        log.warning("%s: skipped %d unreadable image(s) of %d", where, len(paths) - len(arrays), len(paths))
-    sizes = {a.shape[:2] for a in arrays}
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes)[:3])
-        raise GantrainError(
-            f"{where}: images have different sizes after data.preprocess={preprocess} ({shown}, ...); "
-            f"use data.preprocess=resize_and_crop to bring them to one size"
-        )
-    h, w = next(iter(sizes))
-    if preprocess in ("resize_and_crop", "crop", "scale_width_and_crop") and (h < crop_size or w < crop_size):
-        raise GantrainError(f"{where}: images are {w}x{h}, smaller than data.crop_size={crop_size}; lower data.crop_size")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    check_decoded({tuple(x.shape[-2:]) for x in rows}, preprocess, crop_size, where)
+    return torch.stack(rows)
 
 
 class UnpairedFolder(DataSource):
@@ -296,23 +104,19 @@ class UnpairedFolder(DataSource):
     """
 
     @dataclass
-    class Config:
-        name: str = "unpaired_folder"
-        root: Optional[str] = None
-        dataset: Optional[str] = None  # a CycleGAN dataset name: its folder is root/<dataset>
-        download: bool = False
-        load_size: int = 286
-        crop_size: int = 256
-        preprocess: str = "resize_and_crop"  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
-        flip: bool = True
-        channels: int = 3
-        batch_size: int = 1
-        num_workers: int = 2  # stream mode: decoding worker processes
-        max_dataset_size: Optional[int] = None  # cap on each side (null: all)
-        serial_batches: bool = False  # true: B[i mod |B|] instead of a random B
-        # how the train split is held (data/stream.py)
-        cache: str = "auto"  # auto | device | host | stream
-        cache_budget_gb: Optional[float] = None  # auto's budget (null: a fraction of free device/host memory)
+    class Config(SourceConfig):
+        """The keys of configs/data/unpaired_folder.yaml (their values live there)."""
+
+        dataset: Optional[str] = MISSING  # a CycleGAN dataset name: its folder is root/<dataset>
+        download: bool = MISSING
+        load_size: int = MISSING
+        crop_size: int = MISSING
+        preprocess: str = MISSING  # resize_and_crop | crop | scale_width | scale_width_and_crop | none
+        channels: int = MISSING
+        max_dataset_size: Optional[int] = MISSING  # cap on each side (null: all)
+        serial_batches: bool = MISSING  # true: B[i mod |B|] instead of a random B
+        cache: str = MISSING  # auto | device | host | stream (data/stream.py)
+        cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
     def __init__(self, cfg, seed: int = 0) -> None:
         super().__init__(cfg, seed)
@@ -363,9 +167,9 @@ class UnpairedFolder(DataSource):
         if phase == "test" and not sub.is_dir():
             sub = self.folder / f"train{side}"
             log.warning("%s has no test%s/; evaluating on train%s", self.folder, side, side)
-        paths = list_domain(sub)
+        paths = list_images(sub)
         if not paths:
-            raise GantrainError(f"{sub} holds no images ({', '.join(sorted(EXTENSIONS))}); add images or fix data.root")
+            raise GantrainError(f"{sub} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add images or fix data.root")
         if self.cfg.max_dataset_size is not None:
             paths = paths[: self.cfg.max_dataset_size]
         return paths, sub
@@ -392,7 +196,7 @@ class UnpairedFolder(DataSource):
         for p in paths:
             try:
                 return tuple(decode(p).shape)  # type: ignore[return-value]
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            except UNREADABLE:
                 continue
         raise GantrainError(f"none of the images under {paths[0].parent} could be read; check the files")
 
@@ -422,9 +226,5 @@ class UnpairedFolder(DataSource):
         train = self.split("train")
         crops = self.cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
         size = self.cfg.crop_size if crops else int(train.a.shape[-1])
-        return DataInfo(
-            name=self.cfg.name, channels=self.cfg.channels, image_size=size,
-            extra={"domains": ["A", "B"], "channels_A": self.cfg.channels, "channels_B": self.cfg.channels,
-                   "paired_test": False, "size_A": int(train.a.shape[0]), "size_B": int(train.b.shape[0]),
-                   "folder": str(self.folder)},
-        )
+        c = self.cfg.channels
+        return DataInfo(name=self.cfg.name, channels=c, image_size=size, domains=["A", "B"], channels_A=c, channels_B=c)

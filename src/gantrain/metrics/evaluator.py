@@ -41,8 +41,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from gantrain.data.aligned import DIRECTIONS
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DIRECTIONS, DataInfo, DataSource
 from gantrain.errors import GantrainError
 from gantrain.metrics.backbones import BACKBONES, Backbone
 from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
@@ -125,7 +124,7 @@ class _FeatureMetric:
         self.suffix = _suffix(setup)
         self.backbone = setup.backbone(setup.cfg.eval.backbone)
         self.protocol: dict[str, Any] = {**self.backbone.protocol}
-        self.translated = "domains" in setup.info.extra  # two-domain data: translations are scored, per direction
+        self.translated = bool(setup.info.domains)  # two-domain data: translations are scored, per direction
         e = setup.cfg.eval
         if not self.needs_reference:
             return

@@ -84,7 +84,7 @@ class TextToImageMetrics:
     def __init__(self, setup: EvalSetup) -> None:
         cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
         self.cfg, self.data, self.info, self.device = cfg, data, info, device
-        self.attributes: dict[str, list[str]] = dict(info.extra.get("attributes", {}))
+        self.attributes: dict[str, list[str]] = dict(info.attributes)
         self._net: AttributeClassifier | None = None
 
     def _setup(self) -> None:

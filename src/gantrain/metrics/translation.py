@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from gantrain.data.aligned import DIRECTIONS
+from gantrain.data.base import DIRECTIONS
 from gantrain.errors import GantrainError
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
@@ -86,7 +86,7 @@ class TranslationMetrics:
             rec_b = self._translate(model, nets, fake_a, "AtoB")
             out["cycle_L1_A"] = float((rec_a - real_a).abs().mean())
             out["cycle_L1_B"] = float((rec_b - real_b).abs().mean())
-        if self.info.extra.get("paired_test") and real_a.shape == real_b.shape:
+        if self.info.paired_test and real_a.shape == real_b.shape:
             out["paired_L1_AtoB"] = float((fake_b - real_b).abs().mean())
             if both:
                 out["paired_L1_BtoA"] = float((fake_a - real_a).abs().mean())

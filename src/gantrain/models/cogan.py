@@ -43,7 +43,7 @@ class CoGAN(GANModel):
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
-        channels = (int(info.extra.get("channels_A", info.channels)), int(info.extra.get("channels_B", info.channels)))
+        channels = (info.channels_A, info.channels_B)
         self.nets["G"] = CoupledGenerator(cfg.z_dim, channels, info.image_size, cfg.ngf, cfg.norm_G, cfg.shared_g)
         self.nets["D"] = CoupledDiscriminator(channels, info.image_size, cfg.ndf, cfg.norm_D, cfg.shared_d)
         for net in self.nets.values():

@@ -65,7 +65,7 @@ class GANCLS(GANModel):
         super().__init__(cfg, info)
         if not 0.0 <= cfg.int_beta <= 1.0:
             raise GantrainError(f"model.int_beta={cfg.int_beta} must lie in [0, 1]")
-        vocab: list[str] = list(info.extra.get("vocab", []))
+        vocab: list[str] = list(info.vocab)
         shape = (info.channels, info.image_size)
         self.nets["G"] = TextConditionedGenerator(cfg.z_dim, cfg.text_dim, cfg.proj_dim, *shape, cfg.ngf, cfg.norm_G)
         self.nets["D"] = MatchingDiscriminator(cfg.text_dim, cfg.proj_dim, *shape, cfg.ndf, cfg.norm_D)
@@ -76,7 +76,7 @@ class GANCLS(GANModel):
                 raise GantrainError(f"model.text_encoder=learned needs a captioned dataset with a vocabulary; data={info.name} has none")
             self.nets["T"] = WordEncoder(len(vocab), cfg.text_dim, cfg.word_dim, cfg.word_dim)
             self.nets["T"].requires_grad_(False)  # frozen: only its pretraining (in `prepare`) trains it
-        self.text = CaptionConditioning(cfg, vocab, int(info.extra.get("max_len", 32)), self.nets["T"] if "T" in self.nets else None)
+        self.text = CaptionConditioning(cfg, vocab, info.max_len, self.nets["T"] if "T" in self.nets else None)
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"G": list(self.nets["G"].parameters()), "D": list(self.nets["D"].parameters())}

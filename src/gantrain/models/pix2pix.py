@@ -84,10 +84,10 @@ class Pix2Pix(TranslationModel):
             raise GantrainError(f"model.gan_mode={cfg.gan_mode} is not valid; choose one of: {', '.join(GAN_MODES)}")
         if cfg.test_mode not in ("train", "eval"):
             raise GantrainError(f"model.test_mode={cfg.test_mode} is not valid; choose train (the paper) or eval")
-        if not info.extra.get("paired"):
+        if not info.paired:
             raise GantrainError(f"model=pix2pix needs paired data (data=edges2digits, aligned_folder, ...), not data={info.name}")
         self.loss = make_loss(GAN_MODES[cfg.gan_mode])
-        self.direction = str(info.extra.get("direction", "AtoB"))
+        self.direction = info.direction
         self.src, self.dst = ("A", "B") if self.direction == "AtoB" else ("B", "A")
         self.directions = (self.direction,)  # the only one `translate` accepts: per-direction metrics score it alone
         c_in, c_out = (self.channels_A, self.channels_B) if self.src == "A" else (self.channels_B, self.channels_A)

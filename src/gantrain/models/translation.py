@@ -12,14 +12,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from gantrain.data.base import DataInfo, DataSource
+from gantrain.data.base import DIRECTIONS, DataInfo, DataSource, check_direction as validate_direction
 from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
 from gantrain.nets.generators import build_generator
 from gantrain.nets.init import init_weights
 from gantrain.nets.patchgan import build_patch_discriminator
 
-DIRECTIONS = ("AtoB", "BtoA")
 GRID_IMAGES = 8  # images per domain in the sample grids
 
 
@@ -32,8 +31,7 @@ class TranslationModel(GANModel):
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
-        self.channels_A = int(info.extra.get("channels_A", info.channels))
-        self.channels_B = int(info.extra.get("channels_B", info.channels))
+        self.channels_A, self.channels_B = info.channels_A, info.channels_B
         self._fixed: dict[str, torch.Tensor] = {}
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -78,8 +76,7 @@ class TranslationModel(GANModel):
 
     @staticmethod
     def check_direction(direction: str) -> None:
-        if direction not in DIRECTIONS:
-            raise GantrainError(f"direction must be AtoB or BtoA, got {direction!r}")
+        validate_direction(direction, "direction")
 
     # ----- sampling: grids and the generic generate() -----
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
