@@ -23,8 +23,10 @@ from gantrain.errors import GantrainError
 from gantrain.metrics import inception, reference
 from gantrain.metrics.backbones import BACKBONES, Backbone
 from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_key
-from gantrain.metrics.evaluator import Evaluator, fid_from_features, inception_score, kid_from_features
-from gantrain.metrics.frechet import frechet_distance_features
+from gantrain.metrics.base import EvalContext
+from gantrain.metrics.evaluator import Evaluator
+from gantrain.metrics.features import fid_from_features, inception_score
+from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 from gantrain.trainer.trainer import Trainer
 from conftest import run_cli
 
@@ -114,6 +116,8 @@ def tiny_backbone(monkeypatch):
 class RealImagesModel:
     """A 'generator' that returns real test images: FID then compares two real sets."""
 
+    directions = ()
+
     def __init__(self, images: torch.Tensor) -> None:
         self.images, self.pos = images, 0
 
@@ -122,6 +126,9 @@ class RealImagesModel:
 
     def generate(self, inputs, nets=None):
         return self.images[inputs["idx"]]
+
+
+BLANK = RealImagesModel(torch.zeros(1, 1, 16, 16))  # for evaluators that are only built, never run
 
 
 def eval_cfg(tmp_path, **eval_keys):
@@ -140,12 +147,12 @@ def test_evaluator_fid_kid_is_on_tiny_backbone(tiny_backbone, tmp_path, monkeypa
     data = Digits(cfg.data)
     test_images = data.split("test").batch(torch.arange(360))["image"]
     model = RealImagesModel(test_images)
-    ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
-    out = ev(model, None, step=7)
+    ev = Evaluator(cfg, data, model, torch.device("cpu"))
+    out = ev(None, step=7)
     assert set(out) == {"fid_tiny", "kid_mean_tiny", "kid_std_tiny", "is_mean_tiny", "is_std_tiny"}
     # independent: the same 100 real and 64 generated images through the same features, scipy FID
     real = reference.real_images(data.split("test"), 100)
-    fake, _ = ev.generate(model, None, 64)
+    fake = EvalContext(ev.setup).fake
     bb = TinyBackbone(cfg, data, data.info, "cpu")
     assert out["fid_tiny"] == pytest.approx(scipy_fid(bb.features(real)["pool"].numpy(), bb.features(fake)["pool"].numpy()), rel=1e-5)
     proto = ev.protocol
@@ -155,19 +162,19 @@ def test_evaluator_fid_kid_is_on_tiny_backbone(tiny_backbone, tmp_path, monkeypa
     assert proto["metrics"]["fid"]["weights_sha256"] == "t1"
     # noise scores worse than real images
     noise = RealImagesModel(torch.rand(64, 1, 16, 16) * 2 - 1)
-    assert ev(noise, None, step=8)["fid_tiny"] > 5 * out["fid_tiny"]
+    assert Evaluator(cfg, data, noise, torch.device("cpu"))(None, step=8)["fid_tiny"] > 5 * out["fid_tiny"]
     # reference features are cached on disk: a second evaluator never touches the real images
     assert len(list((tmp_path / "ref").glob("digits-test-tiny-*.pt"))) == 1
     monkeypatch.setattr(reference, "real_images", lambda *a, **k: pytest.fail("reference recomputed"))
-    assert Evaluator(cfg, data, data.info, torch.device("cpu"))(model, None, 7) == out
+    assert Evaluator(cfg, data, model, torch.device("cpu"))(None, 7) == out
 
 
 def test_reference_cache_key_changes_with_protocol(tiny_backbone, tmp_path):
     cfg = eval_cfg(tmp_path, metrics=["fid"])
     data = Digits(cfg.data)
-    Evaluator(cfg, data, data.info, torch.device("cpu"))
-    Evaluator(eval_cfg(tmp_path, metrics=["fid"], num_real=80), data, data.info, torch.device("cpu"))
-    Evaluator(eval_cfg(tmp_path, metrics=["fid"], split="train"), data, data.info, torch.device("cpu"))
+    Evaluator(cfg, data, BLANK, torch.device("cpu"))
+    Evaluator(eval_cfg(tmp_path, metrics=["fid"], num_real=80), data, BLANK, torch.device("cpu"))
+    Evaluator(eval_cfg(tmp_path, metrics=["fid"], split="train"), data, BLANK, torch.device("cpu"))
     files = list((tmp_path / "ref").glob("*.pt"))
     assert len(files) == 3
     keys = [torch.load(f, weights_only=True)["key"] for f in files]
@@ -178,11 +185,11 @@ def test_reference_cache_key_changes_with_protocol(tiny_backbone, tmp_path):
 def test_unknown_metric_and_backbone_fail_with_choices(tmp_path):
     data = Digits(OmegaConf.create({"image_size": 16, "flip": False}))
     with pytest.raises(GantrainError, match="unknown eval.metrics.*choose from: classifier, fid"):
-        Evaluator(eval_cfg(tmp_path, metrics=["fdi"]), data, data.info, torch.device("cpu"))
+        Evaluator(eval_cfg(tmp_path, metrics=["fdi"]), data, BLANK, torch.device("cpu"))
     with pytest.raises(GantrainError, match="unknown eval.backbone 'tiny'"):
-        Evaluator(eval_cfg(tmp_path, metrics=["fid"]), data, data.info, torch.device("cpu"))
+        Evaluator(eval_cfg(tmp_path, metrics=["fid"]), data, BLANK, torch.device("cpu"))
     with pytest.raises(GantrainError, match="eval.is_splits=10 needs 1 to eval.num_samples \\(6\\) splits"):
-        Evaluator(eval_cfg(tmp_path, metrics=["is"], backbone="classifier", num_samples=6), data, data.info, torch.device("cpu"))
+        Evaluator(eval_cfg(tmp_path, metrics=["is"], backbone="classifier", num_samples=6), data, BLANK, torch.device("cpu"))
 
 
 # ------------------------------------------------------------------ Inception weights
@@ -349,8 +356,8 @@ def test_inception_backbone_runs_with_a_weights_file(tmp_path, monkeypatch):
     cfg = eval_cfg(tmp_path, metrics=["fid", "is"], backbone="inception", inception_weights=str(weights), num_real=6,
                    num_samples=6, is_splits=2, resize="bicubic_antialias")
     data = Digits(cfg.data)
-    ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
-    out = ev(RealImagesModel(data.split("test").batch(torch.arange(20))["image"]), None, 1)
+    ev = Evaluator(cfg, data, RealImagesModel(data.split("test").batch(torch.arange(20))["image"]), torch.device("cpu"))
+    out = ev(None, 1)
     assert set(out) == {"fid", "is_mean", "is_std"} and np.isfinite(list(out.values())).all()
     proto = ev.protocol["metrics"]["fid"]
     assert proto["resize"] == "bicubic_antialias: 16x16 -> 299x299" and proto["weights_sha256"] == inception.sha256_file(weights)

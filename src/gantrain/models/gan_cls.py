@@ -41,6 +41,8 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 class GANCLS(GANModel):
+    default_metrics, conditioning = ("text2image",), "text"
+
     @dataclass
     class Config:
         name: str = "gan_cls"

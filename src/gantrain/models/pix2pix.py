@@ -59,6 +59,7 @@ def paper_inference(net: nn.Module, seed: int) -> Iterator[None]:
 
 class Pix2Pix(GANModel):
     generator_names = ("G",)
+    default_metrics = ("paired",)
 
     @dataclass
     class Config:
