@@ -22,13 +22,13 @@ from gantrain.data.digits import Digits
 from gantrain.errors import GantrainError
 from gantrain.metrics import inception, reference
 from gantrain.metrics.backbones import BACKBONES, Backbone
-from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_key
 from gantrain.metrics.base import EvalContext
+from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_key
 from gantrain.metrics.evaluator import Evaluator
 from gantrain.metrics.features import fid_from_features, inception_score
 from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 from gantrain.trainer.trainer import Trainer
-from conftest import run_cli
+from conftest import TINY, compose_cfg, run_cli, run_metrics
 
 
 # ------------------------------------------------------------------ independent reference computations
@@ -361,3 +361,35 @@ def test_inception_backbone_runs_with_a_weights_file(tmp_path, monkeypatch):
     assert set(out) == {"fid", "is_mean", "is_std"} and np.isfinite(list(out.values())).all()
     proto = ev.protocol["metrics"]["fid"]
     assert proto["resize"] == "bicubic_antialias: 16x16 -> 299x299" and proto["weights_sha256"] == inception.sha256_file(weights)
+
+
+# ------------------------------------------------------------------ which metrics, and whether they fit the run
+FAMILY_DEFAULTS = {  # what the family recipes set before families declared them (behaviour unchanged)
+    "gan": ["classifier"], "dcgan": ["classifier"], "cgan": ["classifier"], "acgan": ["classifier"],
+    "bigan": ["classifier", "latent_probe", "reconstruction"], "cogan": ["pair_agreement"], "gan_cls": ["text2image"],
+    "cyclegan": ["translation"], "dualgan": ["translation"], "discogan": ["translation"], "unit": ["translation"],
+    "cut": ["translation"], "fastcut": ["translation"], "pix2pix": ["paired"], "latent_encoder": ["classifier"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(FAMILY_DEFAULTS))
+def test_families_declare_their_default_metrics_and_eval_metrics_wins(model):
+    assert run_metrics(compose_cfg([f"model={model}"])) == FAMILY_DEFAULTS[model]
+    assert run_metrics(compose_cfg([f"model={model}", "eval.metrics=[fid]"])) == ["fid"]
+    assert run_metrics(compose_cfg([f"model={model}", "eval=none"])) == []
+
+
+@pytest.mark.parametrize("overrides, named", [
+    (["model=cyclegan", "data=digits2negative", "eval.metrics=[paired]"],
+     "eval.metrics=[paired] needs paired data (true targets); model=cyclegan data=digits2negative does not fit"),
+    (["eval.metrics=[translation]"], "eval.metrics=[translation] needs two-domain data; model=dcgan data=digits"),
+    (["eval.metrics=[classifier,reconstruction]"],
+     "eval.metrics=[reconstruction] needs an unconditional model with an encoder E; model=dcgan data=digits"),
+])
+def test_an_unfit_metric_stops_the_run_before_its_first_step(tmp_path, overrides, named):
+    run = tmp_path / "run"
+    proc = run_cli(["gantrain", *TINY, f"hydra.run.dir={run}", *overrides, "eval.at_end=true"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and named in errors[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not (run / "checkpoints").exists() and not (run / "metrics.jsonl").exists()
