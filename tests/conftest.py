@@ -77,6 +77,14 @@ def tiny_cfg():
     return lambda extra=(): compose_cfg(TINY + list(extra))
 
 
+def run_metrics(cfg: DictConfig) -> list[str]:
+    """The metrics a composed config runs: `eval.metrics`, or its family's `default_metrics`, plus the data's."""
+    from gantrain.config.schema import resolve_target
+    from gantrain.metrics.evaluator import metric_names
+
+    return metric_names(cfg, resolve_target(cfg.model._target_))
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 300, env: dict | None = None):
     """Run a console command as a user would (fresh interpreter), returning the CompletedProcess."""
     import subprocess

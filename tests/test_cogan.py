@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch.nn as nn
 from omegaconf import OmegaConf
 
 from conftest import TINY, compose_cfg, run_cli
-from gantrain.metrics.evaluator import EvalSetup
+from gantrain.metrics.base import EvalSetup
 from gantrain.config.schema import validate_config
 from gantrain.data.digit_domains import Digits2Negative, negative
 from gantrain.errors import GantrainError
@@ -74,14 +75,16 @@ class PerfectPair(nn.Module):
 
 def test_pair_agreement_hand_computed():
     cfg = OmegaConf.create({"eval": {"seed": 0, "num_samples": 300, "batch_size": 128}})
-    data = Digits2Negative.__new__(Digits2Negative)
-    metric = PairAgreement(EvalSetup(cfg, data, None, torch.device("cpu"), None))
+    unloaded = type("Unloaded", (Digits2Negative,), {"info": SimpleNamespace(name="digits2negative")})
+    data = Digits2Negative.__new__(unloaded)  # the transform only: no images loaded
+    metric = PairAgreement(EvalSetup(cfg, data, PerfectPair(), torch.device("cpu")))
     assert metric.evaluate(PerfectPair(), None) == {"pair_agreement": 1.0, "pair_l1": pytest.approx(0.0, abs=1e-6)}
     # A uniform on [0, 1] after rescaling: 1 - A > 0.5 and A > 0.5 never agree
     assert metric.evaluate(PerfectPair(wrong=True), None)["pair_agreement"] == 0.0
     assert torch.equal(negative(torch.tensor([0.25])), torch.tensor([0.75]))
-    with pytest.raises(GantrainError, match="two-domain"):
-        metric.evaluate(object.__new__(type("M", (), {"cfg": OmegaConf.create({"name": "dcgan"})})), None)
+    dcgan = object.__new__(type("M", (), {"cfg": OmegaConf.create({"name": "dcgan"})}))
+    with pytest.raises(GantrainError, match=r"eval.metrics=\[pair_agreement\] needs a two-domain generator.*model=dcgan"):
+        PairAgreement.check(EvalSetup(cfg, data, dcgan, torch.device("cpu")))
 
 
 def test_sample_cli_writes_pairs_into_A_and_B(tmp_path):

@@ -17,7 +17,7 @@ from gantrain.cli import sample as sample_cli
 from gantrain.config.schema import group_config, validate_config
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.metrics.evaluator import ClassifierMetrics
+from gantrain.metrics.features import ClassifierMetrics
 from gantrain.models.acgan import ACGAN
 from gantrain.models.cgan import CGAN
 from gantrain.models.conditional import grid_labels, label_probabilities
@@ -201,8 +201,7 @@ def test_cond_accuracy_and_worst_class():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     values = torch.tensor([-1.0, -1.0, 0.0, 1.0, 1.0, 1.0])  # classes 0, 0, 1, 2, 2, 2
     pool, logits = _ByBrightness()(values.view(6, 1, 1, 1).expand(6, 1, 4, 4))
-    evaluator = SimpleNamespace(fake_features=lambda ctx, backbone: {"pool": pool, "logits": logits})
-    out = metric(SimpleNamespace(labels=labels, evaluator=evaluator))
+    out = metric(SimpleNamespace(labels=labels, fake_features=lambda backbone: {"pool": pool, "logits": logits}))
     assert out["cond_accuracy"] == pytest.approx(5 / 6)
     assert out["cond_accuracy_worst_class"] == pytest.approx(0.5)
 

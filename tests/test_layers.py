@@ -27,17 +27,6 @@ LAYERS: dict[str, int] = {
 }
 SIBLINGS = {frozenset({"models", "metrics"})}
 
-# Arrows that other branches are removing: (importing module, imported module), skipped by both checks.
-# The merger deletes each entry once its branch is in; a test fails on an entry that no longer occurs.
-KNOWN_PENDING: set[tuple[str, str]] = {
-    # metrics branch: EvalSetup/EvalContext move to metrics/base.py, so the family metric modules stop
-    # importing the evaluator that imports them (a cycle, today behind TYPE_CHECKING)
-    ("gantrain.metrics.latent", "gantrain.metrics.evaluator"),
-    ("gantrain.metrics.text2image", "gantrain.metrics.evaluator"),
-    ("gantrain.metrics.translation", "gantrain.metrics.evaluator"),
-}
-
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -90,18 +79,13 @@ def test_every_module_has_a_layer() -> None:
     assert not unknown, f"add these to LAYERS in tests/test_layers.py and docs/architecture.md: {unknown}"
 
 
-def test_known_pending_arrows_still_exist() -> None:
-    stale = KNOWN_PENDING - {(importer, target) for importer, _, target in imports()}
-    assert not stale, f"these KNOWN_PENDING arrows are gone; delete them from tests/test_layers.py: {sorted(stale)}"
-
-
 def test_imports_only_go_down() -> None:
     bad = []
     for importer, line, target in imports():
         src, dst = component(importer), component(target)
         upward = LAYERS[dst] > LAYERS[src]
         sideways = frozenset({src, dst}) in SIBLINGS
-        if not (upward or sideways) or (importer, target) in KNOWN_PENDING:
+        if not (upward or sideways):
             continue
         why = "a sibling layer" if sideways else f"a higher layer ({dst}: {LAYERS[dst]} > {src}: {LAYERS[src]})"
         bad.append(f"{where(importer, line)}: {importer} imports {target}, {why}")
@@ -111,7 +95,7 @@ def test_imports_only_go_down() -> None:
 def test_no_import_cycles() -> None:
     graph: dict[str, dict[str, int]] = {m: {} for m in MODULES}
     for importer, line, target in imports():
-        if target in MODULES and target != importer and (importer, target) not in KNOWN_PENDING:
+        if target in MODULES and target != importer:
             graph[importer].setdefault(target, line)
     cycles, state = [], dict.fromkeys(graph, 0)  # 0 new, 1 on the current path, 2 done
 

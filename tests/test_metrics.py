@@ -22,11 +22,13 @@ from gantrain.data.digits import Digits
 from gantrain.errors import GantrainError
 from gantrain.metrics import inception, reference
 from gantrain.metrics.backbones import BACKBONES, Backbone
+from gantrain.metrics.base import EvalContext
 from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_key
-from gantrain.metrics.evaluator import Evaluator, fid_from_features, inception_score, kid_from_features
-from gantrain.metrics.frechet import frechet_distance_features
+from gantrain.metrics.evaluator import Evaluator
+from gantrain.metrics.features import fid_from_features, inception_score
+from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 from gantrain.trainer.trainer import Trainer
-from conftest import data_cfg, run_cli
+from conftest import TINY, compose_cfg, data_cfg, run_cli, run_metrics
 
 
 # ------------------------------------------------------------------ independent reference computations
@@ -114,6 +116,8 @@ def tiny_backbone(monkeypatch):
 class RealImagesModel:
     """A 'generator' that returns real test images: FID then compares two real sets."""
 
+    directions = ()
+
     def __init__(self, images: torch.Tensor) -> None:
         self.images, self.pos = images, 0
 
@@ -122,6 +126,9 @@ class RealImagesModel:
 
     def generate(self, inputs, nets=None):
         return self.images[inputs["idx"]]
+
+
+BLANK = RealImagesModel(torch.zeros(1, 1, 16, 16))  # for evaluators that are only built, never run
 
 
 def eval_cfg(tmp_path, **eval_keys):
@@ -140,12 +147,12 @@ def test_evaluator_fid_kid_is_on_tiny_backbone(tiny_backbone, tmp_path, monkeypa
     data = Digits(cfg.data)
     test_images = data.split("test").batch(torch.arange(360))["image"]
     model = RealImagesModel(test_images)
-    ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
-    out = ev(model, None, step=7)
+    ev = Evaluator(cfg, data, model, torch.device("cpu"))
+    out = ev(None, step=7)
     assert set(out) == {"fid_tiny", "kid_mean_tiny", "kid_std_tiny", "is_mean_tiny", "is_std_tiny"}
     # independent: the same 100 real and 64 generated images through the same features, scipy FID
     real = reference.real_images(data.split("test"), 100)
-    fake, _ = ev.generate(model, None, 64)
+    fake = EvalContext(ev.setup).fake
     bb = TinyBackbone(cfg, data, data.info, "cpu")
     assert out["fid_tiny"] == pytest.approx(scipy_fid(bb.features(real)["pool"].numpy(), bb.features(fake)["pool"].numpy()), rel=1e-5)
     proto = ev.protocol
@@ -155,19 +162,19 @@ def test_evaluator_fid_kid_is_on_tiny_backbone(tiny_backbone, tmp_path, monkeypa
     assert proto["metrics"]["fid"]["weights_sha256"] == "t1"
     # noise scores worse than real images
     noise = RealImagesModel(torch.rand(64, 1, 16, 16) * 2 - 1)
-    assert ev(noise, None, step=8)["fid_tiny"] > 5 * out["fid_tiny"]
+    assert Evaluator(cfg, data, noise, torch.device("cpu"))(None, step=8)["fid_tiny"] > 5 * out["fid_tiny"]
     # reference features are cached on disk: a second evaluator never touches the real images
     assert len(list((tmp_path / "ref").glob("digits-test-tiny-*.pt"))) == 1
     monkeypatch.setattr(reference, "real_images", lambda *a, **k: pytest.fail("reference recomputed"))
-    assert Evaluator(cfg, data, data.info, torch.device("cpu"))(model, None, 7) == out
+    assert Evaluator(cfg, data, model, torch.device("cpu"))(None, 7) == out
 
 
 def test_reference_cache_key_changes_with_protocol(tiny_backbone, tmp_path):
     cfg = eval_cfg(tmp_path, metrics=["fid"])
     data = Digits(cfg.data)
-    Evaluator(cfg, data, data.info, torch.device("cpu"))
-    Evaluator(eval_cfg(tmp_path, metrics=["fid"], num_real=80), data, data.info, torch.device("cpu"))
-    Evaluator(eval_cfg(tmp_path, metrics=["fid"], split="train"), data, data.info, torch.device("cpu"))
+    Evaluator(cfg, data, BLANK, torch.device("cpu"))
+    Evaluator(eval_cfg(tmp_path, metrics=["fid"], num_real=80), data, BLANK, torch.device("cpu"))
+    Evaluator(eval_cfg(tmp_path, metrics=["fid"], split="train"), data, BLANK, torch.device("cpu"))
     files = list((tmp_path / "ref").glob("*.pt"))
     assert len(files) == 3
     keys = [torch.load(f, weights_only=True)["key"] for f in files]
@@ -178,11 +185,11 @@ def test_reference_cache_key_changes_with_protocol(tiny_backbone, tmp_path):
 def test_unknown_metric_and_backbone_fail_with_choices(tmp_path):
     data = Digits(OmegaConf.create({"image_size": 16, "flip": False}))
     with pytest.raises(GantrainError, match="unknown eval.metrics.*choose from: classifier, fid"):
-        Evaluator(eval_cfg(tmp_path, metrics=["fdi"]), data, data.info, torch.device("cpu"))
+        Evaluator(eval_cfg(tmp_path, metrics=["fdi"]), data, BLANK, torch.device("cpu"))
     with pytest.raises(GantrainError, match="unknown eval.backbone 'tiny'"):
-        Evaluator(eval_cfg(tmp_path, metrics=["fid"]), data, data.info, torch.device("cpu"))
+        Evaluator(eval_cfg(tmp_path, metrics=["fid"]), data, BLANK, torch.device("cpu"))
     with pytest.raises(GantrainError, match="eval.is_splits=10 needs 1 to eval.num_samples \\(6\\) splits"):
-        Evaluator(eval_cfg(tmp_path, metrics=["is"], backbone="classifier", num_samples=6), data, data.info, torch.device("cpu"))
+        Evaluator(eval_cfg(tmp_path, metrics=["is"], backbone="classifier", num_samples=6), data, BLANK, torch.device("cpu"))
 
 
 # ------------------------------------------------------------------ Inception weights
@@ -349,8 +356,40 @@ def test_inception_backbone_runs_with_a_weights_file(tmp_path, monkeypatch):
     cfg = eval_cfg(tmp_path, metrics=["fid", "is"], backbone="inception", inception_weights=str(weights), num_real=6,
                    num_samples=6, is_splits=2, resize="bicubic_antialias")
     data = Digits(cfg.data)
-    ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
-    out = ev(RealImagesModel(data.split("test").batch(torch.arange(20))["image"]), None, 1)
+    ev = Evaluator(cfg, data, RealImagesModel(data.split("test").batch(torch.arange(20))["image"]), torch.device("cpu"))
+    out = ev(None, 1)
     assert set(out) == {"fid", "is_mean", "is_std"} and np.isfinite(list(out.values())).all()
     proto = ev.protocol["metrics"]["fid"]
     assert proto["resize"] == "bicubic_antialias: 16x16 -> 299x299" and proto["weights_sha256"] == inception.sha256_file(weights)
+
+
+# ------------------------------------------------------------------ which metrics, and whether they fit the run
+FAMILY_DEFAULTS = {  # what the family recipes set before families declared them (behaviour unchanged)
+    "gan": ["classifier"], "dcgan": ["classifier"], "cgan": ["classifier"], "acgan": ["classifier"],
+    "bigan": ["classifier", "latent_probe", "reconstruction"], "cogan": ["pair_agreement"], "gan_cls": ["text2image"],
+    "cyclegan": ["translation"], "dualgan": ["translation"], "discogan": ["translation"], "unit": ["translation"],
+    "cut": ["translation"], "fastcut": ["translation"], "pix2pix": ["paired"], "latent_encoder": ["classifier"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(FAMILY_DEFAULTS))
+def test_families_declare_their_default_metrics_and_eval_metrics_wins(model):
+    assert run_metrics(compose_cfg([f"model={model}"])) == FAMILY_DEFAULTS[model]
+    assert run_metrics(compose_cfg([f"model={model}", "eval.metrics=[fid]"])) == ["fid"]
+    assert run_metrics(compose_cfg([f"model={model}", "eval=none"])) == []
+
+
+@pytest.mark.parametrize("overrides, named", [
+    (["model=cyclegan", "data=digits2negative", "eval.metrics=[paired]"],
+     "eval.metrics=[paired] needs paired data (true targets); model=cyclegan data=digits2negative does not fit"),
+    (["eval.metrics=[translation]"], "eval.metrics=[translation] needs two-domain data; model=dcgan data=digits"),
+    (["eval.metrics=[classifier,reconstruction]"],
+     "eval.metrics=[reconstruction] needs an unconditional model with an encoder E; model=dcgan data=digits"),
+])
+def test_an_unfit_metric_stops_the_run_before_its_first_step(tmp_path, overrides, named):
+    run = tmp_path / "run"
+    proc = run_cli(["gantrain", *TINY, f"hydra.run.dir={run}", *overrides, "eval.at_end=true"], tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and named in errors[0] and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert not (run / "checkpoints").exists() and not (run / "metrics.jsonl").exists()

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import compose_cfg, data_cfg, run_cli
-from gantrain.metrics.evaluator import EvalSetup
+from conftest import compose_cfg, data_cfg, run_cli, run_metrics
+from gantrain.metrics.base import EvalSetup
 from gantrain.config.schema import group_config, validate_config
 from gantrain.data import aligned
 from gantrain.data.aligned import AlignedFolder, AlignedImages
@@ -252,18 +252,18 @@ def test_paired_metric_on_a_perfect_translator(digits, monkeypatch):
     net = SmallClassifier(1, 10).eval()
     monkeypatch.setattr(paired, "load_or_train", lambda *a, **k: (net, {"test_accuracy": 0.25}))
     cfg = OmegaConf.create({"eval": {"split": "test", "batch_size": 100, "classifier_cache": None}})
-    metric = paired.PairedTranslationMetrics(EvalSetup(cfg, digits, digits.info, torch.device("cpu"), None))
     test = digits.split("test")
 
     class Oracle:  # returns the true digit for each edge map
-        direction, src, dst = "AtoB", "A", "B"
+        directions = ("AtoB",)
         lookup = {test.domain("A").images[i].numpy().tobytes(): i for i in range(len(test))}
 
         def translate(self, x, direction, nets=None):
             key = lambda img: img.add(1).mul(127.5).round().to(torch.uint8).numpy().tobytes()  # noqa: E731
             return torch.stack([test.batch(torch.tensor([self.lookup[key(img)]]))["B"][0] for img in x])
 
-    out = metric.evaluate(Oracle(), None)
+    metric = paired.PairedTranslationMetrics(EvalSetup(cfg, digits, Oracle(), torch.device("cpu")))
+    out = metric.evaluate(metric.setup.model, None)
     real = test.batch(torch.arange(len(test)))
     _, logits = net(real["B"])
     assert out["test_L1"] == 0 and out["test_PSNR"] == pytest.approx(100.0) and out["n_test"] == 360
@@ -277,7 +277,7 @@ def test_default_composition_uses_recipe_and_preset():
     cfg = validate_config(compose_cfg(["model=pix2pix", "data=edges2digits"]))
     assert (cfg.model.netG, cfg.model.gan_mode, cfg.model.lambda_L1, cfg.model.dropout) == ("unet_32", "vanilla", 100.0, True)
     assert (cfg.optim.schedule, cfg.optim.lr, list(cfg.optim.betas)) == ("linear_decay", 2e-4, [0.5, 0.999])
-    assert list(cfg.eval.metrics) == ["paired"]
+    assert run_metrics(cfg) == ["paired"]
     full = validate_config(compose_cfg(["model=pix2pix", "data=aligned_folder"]))
     assert (full.model.netG, full.model.ngf, full.trainer.max_epochs, full.optim.decay_epochs) == ("unet_256", 64, 200, 100)
     assert (full.data.batch_size, full.data.load_size, full.data.crop_size, full.data.flip) == (1, 286, 256, True)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import TINY, compose_cfg
+from conftest import TINY, compose_cfg, run_metrics
 from gantrain import runs
 from gantrain.config.schema import validate_config
 from gantrain.trainer.trainer import Trainer
@@ -120,7 +120,7 @@ def test_evaluation_and_samples_do_not_change_training(evaluation, classifier_ca
 def test_resume_is_exact_with_the_default_evaluation(classifier_cache, tmp_path):
     """The issue's reproduction, shrunk: N straight = N/2 + resume + N/2 with the default end-of-run evaluation."""
     default = validate_config(compose_cfg([]))
-    assert list(default.eval.metrics) == ["classifier"] and default.eval.at_end
+    assert run_metrics(default) == ["classifier"] and default.eval.at_end
     run = REPRO + [f"eval.classifier_cache={classifier_cache}", "eval.metrics=[classifier]", "eval.at_end=true",
                    "eval.num_samples=100", "eval.batch_size=50"]
     train(run + ["trainer.max_steps=4"], tmp_path / "straight")

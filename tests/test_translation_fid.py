@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY, compose_cfg
+from conftest import TINY, compose_cfg, run_metrics
 from gantrain.cli import eval as eval_cli
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
@@ -48,11 +48,11 @@ def photo_cfg(root: Path, extra: list[str] = ()):
 
 def test_photo_data_defaults_and_digits_keep_classifier_metrics(tmp_path):
     cfg = photo_cfg(tmp_path)
-    assert list(cfg.eval.metrics) == ["translation"] and list(cfg.eval.data_metrics) == ["fid", "kid"]
+    assert run_metrics(cfg) == ["translation", "fid", "kid"]
     for name in ("horse2zebra", "facades", "pix2pix_facades", "aligned_folder"):
         assert list(compose_cfg([f"data={name}"]).eval.data_metrics) == ["fid", "kid"], name
     digits = compose_cfg(["model=cyclegan", "data=digits2negative"]).eval
-    assert list(digits.metrics) == ["translation"] and list(digits.data_metrics) == []
+    assert run_metrics(compose_cfg(["model=cyclegan", "data=digits2negative"])) == ["translation"] and list(digits.data_metrics) == []
 
 
 def test_fid_kid_per_direction_during_training_keep_best_and_record_protocol(tiny_backbone, tmp_path):
@@ -91,8 +91,8 @@ def test_fid_kid_per_direction_during_training_keep_best_and_record_protocol(tin
     cfg.eval.translation_reference = "train+test"
     from gantrain.metrics.evaluator import Evaluator
 
-    ev = Evaluator(cfg, trainer.data, trainer.info, torch.device("cpu"))
-    ev(trainer.model, None, 4)
+    ev = Evaluator(cfg, trainer.data, trainer.model, torch.device("cpu"))
+    ev(None, 4)
     other = ev.protocol["metrics"]["fid"]
     assert other["reference_A"]["splits"] == ["trainA", "testA"] and other["BtoA"]["num_real"] == 18
     assert len(list((tmp_path / "ref").glob("unpaired_folder-trainA-tiny-*.pt"))) == 1
@@ -168,8 +168,8 @@ def test_a_one_directional_model_is_scored_in_its_direction_only(tiny_backbone, 
     data = build_data(cfg)
     model = build_model(cfg, data.info)
     model.attach(Runtime(torch.device("cpu"), "32"))
-    ev = Evaluator(cfg, data, data.info, torch.device("cpu"))
-    assert set(ev(model, None, 0)) == {"fid_BtoA_tiny", "kid_BtoA_tiny", "kid_BtoA_std_tiny", "is_BtoA_tiny", "is_BtoA_std_tiny"}
+    ev = Evaluator(cfg, data, model, torch.device("cpu"))
+    assert set(ev(None, 0)) == {"fid_BtoA_tiny", "kid_BtoA_tiny", "kid_BtoA_std_tiny", "is_BtoA_tiny", "is_BtoA_std_tiny"}
     assert ev.protocol["metrics"]["is"]["BtoA"] == {"source": "testB", "num_fake": 360}
     proto = ev.protocol["metrics"]["fid"]
     assert proto["BtoA"]["source"] == "testB" and proto["reference_A"]["splits"] == ["testA"] and "AtoB" not in proto

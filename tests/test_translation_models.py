@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from conftest import TINY, compose_cfg, data_cfg, run_cli
-from gantrain import runs
-from gantrain.metrics.evaluator import EvalSetup
+from gantrain.metrics.base import EvalSetup
 from gantrain.config.schema import group_config, validate_config
+from gantrain import runs
 from gantrain.errors import GantrainError
 from gantrain.metrics.frechet import kid_from_features
 from gantrain.metrics.translation import TranslationMetrics
@@ -147,11 +147,13 @@ def test_translation_metrics_on_an_oracle(classifier_cache):
 
     class Oracle:
         rt = type("rt", (), {"device": torch.device("cpu")})()
+        directions = ("AtoB", "BtoA")
 
         def translate(self, x, direction, nets=None):
             return -x  # 1 - x in [0, 1] is -x in [-1, 1]
 
-    out = TranslationMetrics(EvalSetup(cfg, data, data.info, torch.device("cpu"), None)).evaluate(Oracle(), None)
+    oracle = Oracle()
+    out = TranslationMetrics(EvalSetup(cfg, data, oracle, torch.device("cpu"))).evaluate(oracle, None)
     assert out["paired_L1_AtoB"] < 1e-6 and out["cycle_L1_A"] < 1e-6 and out["n_test_A"] == 360
     assert out["class_acc_AtoB"] == pytest.approx(out["classifier_test_accuracy"], abs=1e-6)
     assert out["class_acc_BtoA"] > 0.9 and out["cls_fd_AtoB"] < 1.0

@@ -30,7 +30,8 @@ from gantrain.runs import build_data, load_trained
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="gantrain-eval", description=__doc__.splitlines()[0])
     p.add_argument("run", nargs="?", help="run directory (its newest valid checkpoint) or a checkpoint file (e.g. checkpoints/best.pt)")
-    p.add_argument("--metrics", help="comma-separated names (default: the run's eval.metrics, else fid,kid,is; fid,kid with --weights)")
+    p.add_argument("--metrics", help="comma-separated names (default: the run's eval.metrics or its family's defaults, "
+                   "else fid,kid,is; fid,kid with --weights)")
     p.add_argument("--num", type=int, help="generated images (default: the run's eval.num_samples)")
     p.add_argument("--split", help="reference split (default: the run's eval.split)")
     p.add_argument("--seed", type=int, help="sampling seed (default: the run's eval.seed)")
@@ -62,7 +63,7 @@ def eval_config(run_cfg, args: argparse.Namespace):
     if args.metrics is not None:  # exactly these: the data's default metrics are not added
         cfg.eval.metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         cfg.eval.data_metrics = []
-    elif not cfg.eval.metrics:
+    elif cfg.eval.metrics == []:  # the run evaluated nothing (null: the family's default_metrics, as in training)
         cfg.eval.metrics = ["fid", "kid", "is"]
     if args.num is not None:
         if args.num < 2:
@@ -129,9 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         source = {"checkpoint": str(path), "step": step,
                   "best_or_last": {"best": "best", "last": "last"}.get(path.stem, "snapshot"), "run_best": ckpt.get("best")}
     data = build_data(cfg)
-    evaluator = Evaluator(cfg, data, data.info, device)
+    evaluator = Evaluator(cfg, data, model, device)
     with torch.no_grad():
-        metrics = evaluator(model, nets, step or 0)
+        metrics = evaluator(nets, step or 0)
     evaluator.protocol["step"] = step  # None for a weights file: it has no training step
     report = {
         **source,

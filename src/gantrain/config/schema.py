@@ -79,7 +79,7 @@ class LoggerConfig:
 class EvalConfig:
     every: int = 0  # 0: only at the end of training
     at_end: bool = True
-    metrics: list[str] = field(default_factory=list)  # names in gantrain.metrics.evaluator.METRICS
+    metrics: Optional[list[str]] = None  # names in gantrain.metrics.base.METRICS; null: the family's default_metrics
     num_samples: int = 1000  # generated images per evaluation
     num_real: Optional[int] = None  # real reference images (null: the whole eval.split)
     batch_size: int = 250

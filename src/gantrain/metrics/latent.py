@@ -1,4 +1,4 @@
-"""Metrics of latent-space families, registered in `metrics.evaluator.METRICS`.
+"""Metrics of latent-space families (registered with `metrics.base.register`).
 
 - `latent_probe` (BiGAN, latent_encoder): how much class information E(x) keeps. 1-nearest-neighbour and
   logistic-regression accuracy on the eval split with E(x) features fitted on the train split, beside the
@@ -13,12 +13,10 @@
   ratio), `pair_l1` the mean absolute difference. Datasets without a known transform are skipped (logged).
 MSE/PSNR are on images in [0, 1].
 
-These metrics drive the model themselves (`needs_model`): the evaluator calls `evaluate(model, nets)`.
+These metrics drive the model themselves: `metric(ctx)` calls `evaluate(ctx.model, ctx.nets)`.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import logging
 
@@ -28,9 +26,7 @@ import torch
 from gantrain.data.base import DataSource, InMemoryImages
 from gantrain.errors import GantrainError
 from gantrain.inversion import Latent, latent_of, reconstruction_error, sample_prior
-
-if TYPE_CHECKING:
-    from gantrain.metrics.evaluator import EvalContext, EvalSetup
+from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +64,17 @@ def probe_accuracies(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     return float(knn.score(test_x, test_y)), float(logreg.score(scaler.transform(test_x), test_y))
 
 
-class _ModelMetric:
-    def __init__(self, setup: EvalSetup) -> None:
-        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
-        self.cfg, self.data, self.info, self.device = cfg, data, info, device
-        self.latent: Latent | None = None
+class _ModelMetric(Metric):
+    """A metric of G and its encoder E: `measure()` runs with `self.latent` set to the nets being scored."""
 
-    name = ""
+    @classmethod
+    def check(cls, setup: EvalSetup) -> None:
+        if "E" not in getattr(setup.model, "nets", {}) or getattr(setup.model, "conditioning", None):
+            raise cls.incompatible(setup, "needs an unconditional model with an encoder E", "train model=bigan or latent_encoder")
+
+    def __init__(self, setup: EvalSetup) -> None:
+        super().__init__(setup)
+        self.latent: Latent | None = None
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         return self.evaluate(ctx.model, ctx.nets)
@@ -82,14 +82,14 @@ class _ModelMetric:
     @torch.no_grad()
     def evaluate(self, model, nets) -> dict[str, float]:
         self.latent = latent_of(model, nets)
-        if self.latent.E is None:
-            raise GantrainError(f"the {self.name} metric needs a model with an encoder E (bigan, latent_encoder), not model={model.cfg.name}")
         return self.measure()
 
+    def measure(self) -> dict[str, float]:
+        raise NotImplementedError
 
+
+@register("latent_probe")
 class LatentProbe(_ModelMetric):
-    name = "latent_probe"
-
     def __init__(self, setup: EvalSetup) -> None:
         super().__init__(setup)
         self._pixels: dict[str, float] | None = None
@@ -109,8 +109,8 @@ class LatentProbe(_ModelMetric):
         return {"probe_knn_acc": knn, "probe_logreg_acc": lr, **self._pixels}
 
 
+@register("reconstruction")
 class Reconstruction(_ModelMetric):
-    name = "reconstruction"
 
     def measure(self) -> dict[str, float]:
         x = _all(_split_images(self.data, self.cfg.eval.split, self.name))["image"].cpu()
@@ -133,20 +133,18 @@ class Reconstruction(_ModelMetric):
         }
 
 
-class PairAgreement:
-    name = "pair_agreement"
-
-    def __init__(self, setup: EvalSetup) -> None:
-        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
-        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+@register("pair_agreement")
+class PairAgreement(Metric):
+    @classmethod
+    def check(cls, setup: EvalSetup) -> None:
+        if not hasattr(setup.model, "sample_outputs"):
+            raise cls.incompatible(setup, "needs a two-domain generator", "train model=cogan or use other metrics")
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         return self.evaluate(ctx.model, ctx.nets)
 
     @torch.no_grad()
     def evaluate(self, model, nets) -> dict[str, float]:
-        if not hasattr(model, "sample_outputs"):
-            raise GantrainError(f"the pair_agreement metric needs a two-domain generator (model=cogan), not model={model.cfg.name}")
         transform = getattr(type(self.data), "transform", None)
         if transform is None:
             log.warning("pair_agreement skipped: data=%s has no known A -> B transform", self.info.name)
@@ -162,6 +160,3 @@ class PairAgreement:
             l1.append((expected - b).abs().flatten(1).mean(1))
             done += k
         return {"pair_agreement": float(torch.cat(agree).mean()), "pair_l1": float(torch.cat(l1).mean())}
-
-
-LATENT_METRICS = {"latent_probe": LatentProbe, "reconstruction": Reconstruction, "pair_agreement": PairAgreement}

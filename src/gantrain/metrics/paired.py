@@ -13,33 +13,38 @@ from __future__ import annotations
 
 import torch
 
-from gantrain.errors import GantrainError
 from gantrain.inversion import reconstruction_error
+from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
 
 
-class PairedTranslationMetrics:
-    name = "paired"
-    def __init__(self, setup) -> None:
-        self.cfg, self.data, self.info, self.device = setup.cfg, setup.data, setup.info, setup.device
+@register("paired")
+class PairedTranslationMetrics(Metric):
+    """L1 and PSNR to the true targets, and class accuracy where the data names classifiers."""
 
-    def __call__(self, ctx) -> dict[str, float]:
+    @classmethod
+    def check(cls, setup: EvalSetup) -> None:
+        if not setup.info.paired:
+            raise cls.incompatible(setup, "needs paired data (true targets)",
+                                   "use paired data (data=edges2digits, aligned_folder, ...) or eval.metrics=[translation]")
+        if len(setup.model.directions) != 1:
+            raise cls.incompatible(setup, "scores a model trained on one direction (model=pix2pix)",
+                                   "use eval.metrics=[translation] or [fid,kid]")
+
+    def __call__(self, ctx: EvalContext) -> dict[str, float]:
         """Translates the real test inputs itself: the evaluator's unconditional samples are not used."""
         return self.evaluate(ctx.model, ctx.nets)
 
     @torch.no_grad()
     def evaluate(self, model, nets) -> dict[str, float]:
-        if not hasattr(model, "translate") or not hasattr(model, "direction"):
-            raise GantrainError(f"eval.metrics=[paired] scores paired translation models (model=pix2pix), not model={model.cfg.name}")
         split = self.data.split(self.cfg.eval.split)
-        if not hasattr(split, "domain"):
-            raise GantrainError(f"eval.metrics=[paired] needs paired data; data={self.info.name} is not")
-        src, dst = model.src, model.dst
+        direction = model.directions[0]
+        src, dst = direction[0], direction[-1]
         source, target = split.domain(src), split.domain(dst)
         x = source.batch(torch.arange(len(source)))["image"]
         y = target.batch(torch.arange(len(target)))["image"]
-        fake = torch.cat([model.translate(c, model.direction, nets).float().cpu() for c in x.split(self.cfg.eval.batch_size)])
+        fake = torch.cat([model.translate(c, direction, nets).float().cpu() for c in x.split(self.cfg.eval.batch_size)])
         out: dict[str, float] = {
             "test_L1": float((fake - y).abs().mean()),
             "test_PSNR": float(reconstruction_error(y, fake)[1].mean()),

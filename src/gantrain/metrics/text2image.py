@@ -9,7 +9,7 @@ right), and `attr_real_acc_<name>` (the classifier on real test images: the ceil
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
@@ -17,10 +17,8 @@ import torch.nn.functional as F
 
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
+from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
 from gantrain.metrics.classifier import SmallClassifier, cache_file, cached_net, train_seeded
-
-if TYPE_CHECKING:
-    from gantrain.metrics.evaluator import EvalContext, EvalSetup
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +76,21 @@ def load_or_train(dataset: str, train: CaptionedImages, test: CaptionedImages, n
     return cached_net(path, lambda: AttributeClassifier(channels, sizes), train_net, device)
 
 
-class TextToImageMetrics:
-    name = "text2image"
+@register("text2image")
+class TextToImageMetrics(Metric):
+    """Attribute accuracy of images generated from test captions, beside the classifier's accuracy on real ones."""
+
+    @classmethod
+    def check(cls, setup: EvalSetup) -> None:
+        if not setup.info.attributes:
+            raise cls.incompatible(setup, "needs a captioned dataset with attributes (data=shapes)", "use eval=none or other metrics")
+        if getattr(setup.model, "conditioning", None) != "text":
+            raise cls.incompatible(setup, "needs a text-to-image model whose samples carry caption attributes",
+                                   "train model=gan_cls")
 
     def __init__(self, setup: EvalSetup) -> None:
-        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
-        self.cfg, self.data, self.info, self.device = cfg, data, info, device
-        self.attributes: dict[str, list[str]] = dict(info.attributes)
+        super().__init__(setup)
+        self.attributes: dict[str, list[str]] = dict(setup.info.attributes)
         self._net: AttributeClassifier | None = None
 
     def _setup(self) -> None:
@@ -102,8 +108,6 @@ class TextToImageMetrics:
         fake, labels = ctx.fake, ctx.labels
         if self._net is None:
             self._setup()
-        if labels is None or labels.dim() != 2:
-            raise GantrainError("eval.metrics=[text2image] needs a text-to-image model whose samples carry caption attributes (model=gan_cls)")
         pred = predict(self._net, fake, self.device)
         right = pred == labels.cpu()
         out: dict[str, float] = {}

@@ -10,7 +10,7 @@
   `eval.kid_subsets`/`eval.kid_subset_size`) in that classifier's feature space against the real test images of
   the target domain (`cls_fd_*`, `cls_kid_*`).
 
-Inception FID/KID per direction are the `fid` and `kid` metrics (metrics/evaluator.py), which score
+Inception FID/KID per direction are the `fid` and `kid` metrics (metrics/features.py), which score
 translations on two-domain data.
 
 One-directional models (CUT, FastCUT: `model.directions == ("AtoB",)`) get only the `*_AtoB` keys (no cycle).
@@ -18,30 +18,30 @@ One-directional models (CUT, FastCUT: `model.directions == ("AtoB",)`) get only 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import logging
 from typing import Any
 
 import torch
 
-from gantrain.data.base import DIRECTIONS
-from gantrain.errors import GantrainError
+from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
 from gantrain.metrics.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 
-if TYPE_CHECKING:
-    from gantrain.metrics.evaluator import EvalContext, EvalSetup
 
-log = logging.getLogger(__name__)
+@register("translation")
+class TranslationMetrics(Metric):
+    """Cycle and paired L1, and on labelled digit domains class accuracy and classifier-space FD/KID, per direction."""
 
-
-class TranslationMetrics:
-    name = "translation"
+    @classmethod
+    def check(cls, setup: EvalSetup) -> None:
+        if not setup.two_domain():
+            raise cls.incompatible(setup, "needs two-domain data", "use data=digits2negative, unpaired_folder, ... or other metrics")
+        directions = tuple(setup.model.directions)
+        if "AtoB" not in directions:
+            raise cls.incompatible(setup, f"scores A -> B translations and the model translates {', '.join(directions) or 'nothing'}",
+                                   "use eval.metrics=[fid,kid] or eval.metrics=[paired]")
 
     def __init__(self, setup: EvalSetup) -> None:
-        cfg, data, info, device = setup.cfg, setup.data, setup.info, setup.device
-        self.cfg, self.data, self.info, self.device = cfg, data, info, device
+        super().__init__(setup)
         self._classifiers: dict[str, Any] = {}
 
     @torch.no_grad()
@@ -67,13 +67,8 @@ class TranslationMetrics:
         return kid_from_features(real, fake, e.kid_subsets, e.kid_subset_size, e.seed)[0]
 
     def evaluate(self, model, nets) -> dict[str, float]:
-        directions = tuple(getattr(model, "directions", DIRECTIONS))
-        if "AtoB" not in directions:
-            raise GantrainError(f"eval.metrics=[translation] scores A -> B translations; model={model.cfg.name} translates only "
-                                f"{', '.join(directions)}: use eval.metrics=[fid,kid] or eval.metrics=[paired]")
+        directions = tuple(model.directions)
         split = self.data.split(self.cfg.eval.split)
-        if not hasattr(split, "domain"):
-            raise GantrainError(f"the translation metric needs two-domain data; data={self.info.name} is not")
         dom_a, dom_b = split.domain("A"), split.domain("B")
         real_a = dom_a.batch(torch.arange(len(dom_a)))["image"]
         real_b = dom_b.batch(torch.arange(len(dom_b)))["image"]
@@ -91,27 +86,35 @@ class TranslationMetrics:
             if both:
                 out["paired_L1_BtoA"] = float((fake_a - real_a).abs().mean())
         if hasattr(self.data, "labelled_domain") and dom_a.labels is not None and dom_b.labels is not None:
-            net_a, proto_a = self._classifier("A")
-            inverse = getattr(self.data, "inverse_b", None)
-            if inverse is not None:  # back to digits in [0, 1] space, then the digits classifier
-                judged = inverse(fake_b.add(1).div(2)).mul(2).sub(1)
-                net_ab, target_net = net_a, None
-            else:
-                judged = fake_b
-                net_ab, _ = self._classifier("B")
-                target_net = net_ab
-            _, logits = classify(net_ab, judged, self.device)
-            out["class_acc_AtoB"] = float((logits.argmax(1) == dom_a.labels.cpu()).double().mean())
-            if both:
-                feats_a_fake, logits_a = classify(net_a, fake_a, self.device)
-                out["class_acc_BtoA"] = float((logits_a.argmax(1) == dom_b.labels.cpu()).double().mean())
-                feats_a_real, _ = classify(net_a, real_a, self.device)
-                out["cls_fd_BtoA"] = frechet_distance_features(feats_a_fake, feats_a_real)
-                out["cls_kid_BtoA"] = self._kid(feats_a_fake, feats_a_real)
-            net_b = target_net if target_net is not None else self._classifier("B")[0]
-            feats_b_fake, _ = classify(net_b, fake_b, self.device)
-            feats_b_real, _ = classify(net_b, real_b, self.device)
-            out["cls_fd_AtoB"] = frechet_distance_features(feats_b_fake, feats_b_real)
-            out["cls_kid_AtoB"] = self._kid(feats_b_fake, feats_b_real)
-            out["classifier_test_accuracy"] = float(proto_a["test_accuracy"])
+            out.update(self._class_scores({"A": real_a, "B": real_b}, {"B": fake_b, **({"A": fake_a} if both else {})},
+                                          {"A": dom_a.labels.cpu(), "B": dom_b.labels.cpu()}))
+        return out
+
+    def _class_scores(self, real: dict[str, torch.Tensor], fake: dict[str, torch.Tensor],
+                      labels: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Class accuracy and classifier-space FD/KID per direction; `fake[side]` is the translation into `side`."""
+        out: dict[str, float] = {}
+        net_a, proto_a = self._classifier("A")
+        inverse = getattr(self.data, "inverse_b", None)
+        if inverse is not None:  # back to digits in [0, 1] space, then the digits classifier
+            judged = inverse(fake["B"].add(1).div(2)).mul(2).sub(1)
+            net_ab, target_net = net_a, None
+        else:
+            judged = fake["B"]
+            net_ab, _ = self._classifier("B")
+            target_net = net_ab
+        _, logits = classify(net_ab, judged, self.device)
+        out["class_acc_AtoB"] = float((logits.argmax(1) == labels["A"]).double().mean())
+        if "A" in fake:
+            feats_a_fake, logits_a = classify(net_a, fake["A"], self.device)
+            out["class_acc_BtoA"] = float((logits_a.argmax(1) == labels["B"]).double().mean())
+            feats_a_real, _ = classify(net_a, real["A"], self.device)
+            out["cls_fd_BtoA"] = frechet_distance_features(feats_a_fake, feats_a_real)
+            out["cls_kid_BtoA"] = self._kid(feats_a_fake, feats_a_real)
+        net_b = target_net if target_net is not None else self._classifier("B")[0]
+        feats_b_fake, _ = classify(net_b, fake["B"], self.device)
+        feats_b_real, _ = classify(net_b, real["B"], self.device)
+        out["cls_fd_AtoB"] = frechet_distance_features(feats_b_fake, feats_b_real)
+        out["cls_kid_AtoB"] = self._kid(feats_b_fake, feats_b_real)
+        out["classifier_test_accuracy"] = float(proto_a["test_accuracy"])
         return out

@@ -31,6 +31,11 @@ class GANModel(ABC):
 
     Config: type
     generator_names: tuple[str, ...] = ("G",)
+    # read by the metrics (metrics/base.py): what runs when eval.metrics is null, the directions `translate`
+    # accepts (() for sampling-only families), and what samples are conditioned on (None, "label", "text")
+    default_metrics: tuple[str, ...] = ("classifier",)
+    directions: tuple[str, ...] = ()
+    conditioning: str | None = None
     steps_per_epoch: int = 1  # set by the trainer: for schedules a paper states in epochs
 
     def __init__(self, cfg: Any, info: DataInfo) -> None:

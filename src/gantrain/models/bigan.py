@@ -32,6 +32,7 @@ from gantrain.nets.mlp import MLPGenerator
 
 class BiGAN(GANModel):
     generator_names = ("G", "E")
+    default_metrics = ("classifier", "latent_probe", "reconstruction")
 
     @dataclass
     class Config:

@@ -26,6 +26,8 @@ from gantrain.nets.init import init_weights
 
 
 class CoGAN(GANModel):
+    default_metrics = ("pair_agreement",)
+
     @dataclass
     class Config:
         name: str = MISSING

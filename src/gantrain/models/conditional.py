@@ -62,6 +62,8 @@ class ConditionalConfig:
 class ConditionalGANModel(GANModel):
     """Base of the conditional families: `generate` reads `inputs["label"]`; `self.G(z, y)` is the generator."""
 
+    conditioning = "label"
+
     def __init__(self, cfg: Any, info: DataInfo) -> None:
         super().__init__(cfg, info)
         if info.num_classes < 1 or not info.class_names:

@@ -35,6 +35,8 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 class GANCLS(GANModel):
+    default_metrics, conditioning = ("text2image",), "text"
+
     @dataclass
     class Config:
         name: str = MISSING

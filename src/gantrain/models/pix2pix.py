@@ -60,6 +60,7 @@ class Pix2Pix(TranslationModel):
     """One direction, one G and one D, on TranslationModel's grid inputs (the first test pairs, never trained on)."""
 
     generator_names = ("G",)
+    default_metrics = ("paired",)
 
     @dataclass
     class Config:

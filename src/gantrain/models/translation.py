@@ -28,6 +28,7 @@ class TranslationModel(GANModel):
     generator_names: tuple[str, ...] = ("G_A", "G_B")
     # what `translate` accepts, hence which per-direction metrics are computed (a one-sided family sets ("AtoB",))
     directions: tuple[str, ...] = DIRECTIONS
+    default_metrics = ("translation",)
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)

@@ -129,13 +129,13 @@ class Trainer:
             self.ema = EMA(gens, ema.decay, ema.start_step, ema.every, ema.bn_batches)
 
     def _build_evaluation_and_logging(self, device: torch.device) -> None:
-        from gantrain.metrics.evaluator import Evaluator
+        from gantrain.metrics.evaluator import Evaluator, metric_names
 
         cfg = self.cfg
-        self.eval_enabled = bool(cfg.eval.metrics)
+        self.eval_enabled = bool(metric_names(cfg, self.model))
         # rank 0 computes the metrics and broadcasts them: the other ranks need no feature nets or references
         with isolated_rng():  # building metric nets (or training them on first use) leaves training untouched
-            self.evaluator = Evaluator(cfg, self.data, self.info, device) if self.eval_enabled and self.dist.is_main else None
+            self.evaluator = Evaluator(cfg, self.data, self.model, device) if self.eval_enabled and self.dist.is_main else None
         self.logger = RunLogger(
             self.run_dir, cfg.logger.tensorboard, cfg.logger.jsonl, enabled=self.dist.is_main, hparams=cfg.logger.hparams
         )
@@ -210,7 +210,7 @@ class Trainer:
             self.model.nets.eval()
             try:
                 with isolated_rng(self.cfg.eval.seed):
-                    metrics = self.evaluator(self.model, self._sample_nets(), step)
+                    metrics = self.evaluator(self._sample_nets(), step)
             finally:
                 self.model.nets.train()
         metrics = self.dist.broadcast_object(metrics)
