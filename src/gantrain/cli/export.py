@@ -17,7 +17,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn as nn
@@ -25,6 +25,9 @@ import torch.nn as nn
 from gantrain import __version__
 from gantrain.cli.common import load_trained, one_line_errors, setup_logging
 from gantrain.errors import GantrainError
+
+if TYPE_CHECKING:
+    from gantrain.models.base import GANModel
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
@@ -84,7 +87,7 @@ def called_nets(fn: Callable[..., Any], inputs: tuple[torch.Tensor, ...], *pools
     return nn.ModuleDict(called)
 
 
-def export_spec(model, nets: nn.ModuleDict, direction: str | None) -> ExportSpec:
+def export_spec(model: GANModel, nets: nn.ModuleDict, direction: str | None) -> ExportSpec:
     """The family's generator call and example inputs; a GantrainError for what cannot be exported."""
     from gantrain.models.conditional import ConditionalGANModel
     from gantrain.models.gan_cls import GANCLS
@@ -182,7 +185,7 @@ def save(fmt: str, module: Exported, inputs: dict[str, torch.Tensor], spec: Expo
                           dynamic_axes=dynamic, opset_version=ONNX_OPSET, dynamo=False)
 
 
-def describe(model, spec: ExportSpec, inputs: dict[str, torch.Tensor], fmt: str, fp16: bool) -> dict[str, Any]:
+def describe(model: GANModel, spec: ExportSpec, inputs: dict[str, torch.Tensor], fmt: str, fp16: bool) -> dict[str, Any]:
     """The JSON's description of the graph: inputs and outputs with shapes (N, H, W where dynamic) and dtypes."""
     dims = {0: "N", 2: "H", 3: "W"}
 
