@@ -1,8 +1,9 @@
-"""`model=dualgan`: DualGAN (Yi et al. 2017), defaults of the official 2017 code.
+"""`model=dualgan`: DualGAN (Yi et al. 2017): the paper's networks with the official 2017 code's settings.
 
 G_A: A -> B and G_B: B -> A are U-Nets whose dropout is the only noise (z); D_A judges B-domain images, D_B
-A-domain ones (PatchGAN critics). Wasserstein loss with weight clipping to [-c, c], RMSProp 5e-5
-(configs/recipe/dualgan.yaml), `n_critic` critic updates per generator update (counted in batches), and
+A-domain ones (the paper's 70x70 PatchGAN critics, their score maps averaged). Wasserstein loss with weight
+clipping to [-c, c], TensorFlow's RMSProp 5e-5 (`optim=rmsprop_tf`, as the official TensorFlow code trains),
+`n_critic` critic updates per generator update (counted in batches), and
 L1 reconstruction weighted lambda_A, lambda_B = 200 (paper range 100-1000). `loss: classic` (or bce/lsgan)
 trains the plain GAN game instead, which the authors later preferred.
 """
