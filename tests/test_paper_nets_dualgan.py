@@ -139,3 +139,24 @@ def test_rmsprop_tf_resume_is_exact():
     run(range(2, 4), resumed_w, resumed)
     assert set(state["state"][0]) == {"square_avg", "momentum_buffer"}
     assert torch.equal(resumed_w, w)
+
+
+def test_dualgan_with_rmsprop_tf_resumes_bitwise(tmp_path):
+    """The family's default optimiser through the trainer: 4 steps straight == 2 + resume + 2, checkpoints bitwise
+    (tests/test_reproducibility.py's protocol; its dualgan case runs the preset's torch RMSprop)."""
+    import shutil
+
+    from test_reproducibility import NARROW, assert_same_checkpoint, last, train
+
+    from gantrain.trainer import checkpoint as ckpt_io
+
+    overrides = ["model=dualgan", "data=digits2negative", "model.netG=unet_32", "model.n_critic=2", *NARROW,
+                 "optim.name=rmsprop_tf", "optim.rho=0.9", "optim.eps=1e-10", "trainer.max_steps=4"]
+    train(overrides, tmp_path / "straight")
+    shutil.copytree(tmp_path / "straight", tmp_path / "halves")
+    for name in ("last.pt", ckpt_io.snapshot_name(4)):
+        (tmp_path / "halves" / "checkpoints" / name).unlink()
+    assert train(overrides, tmp_path / "halves", resume=True).step == 4
+    optimizers = last(tmp_path / "straight")["optimizers"]
+    assert "square_avg" in optimizers["D"]["state"][0]
+    assert_same_checkpoint(tmp_path / "straight", tmp_path / "halves")
