@@ -160,3 +160,19 @@ def test_dualgan_with_rmsprop_tf_resumes_bitwise(tmp_path):
     optimizers = last(tmp_path / "straight")["optimizers"]
     assert "square_avg" in optimizers["D"]["state"][0]
     assert_same_checkpoint(tmp_path / "straight", tmp_path / "halves")
+
+
+def test_dualgan_official_critics_at_256px():
+    """The official code's critic (duxingren14/DualGAN model.py, `DualNet.discriminator`; ops.py `conv2d` k 5, 'SAME'):
+    5x5 convs 3->64 s2, 64->128 s2, 128->256 s2, 256->512 s1, all with biases, norms on the last three, then the 2017
+    WGAN code's `linear` on the flattened 32x32x512 map (`official_linear`) or a 5x5 1-channel conv (`official_conv`)."""
+    body = 25 * (3 * 64 + 64 * 128 + 128 * 256 + 256 * 512) + (64 + 128 + 256 + 512) + 2 * (128 + 256 + 512)
+    for kind, head, out in (("official_linear", 512 * 32 * 32 + 1, (1, 1)), ("official_conv", 25 * 512 + 1, (1, 1, 32, 32))):
+        cfg = validate_config(compose_cfg(["model=dualgan", "data=facades", f"model.netD={kind}"]))
+        D = build_model(cfg, DataInfo("facades", 3, 256)).nets["D_A"]
+        convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+        assert [(m.out_channels, m.kernel_size, m.stride[0]) for m in convs][:4] == [
+            (64, (5, 5), 2), (128, (5, 5), 2), (256, (5, 5), 2), (512, (5, 5), 1)]
+        assert _params(D) == body + head
+        with torch.no_grad():
+            assert D(torch.zeros(1, 3, 256, 256)).shape == out

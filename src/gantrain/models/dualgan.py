@@ -20,7 +20,9 @@ from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_
 from gantrain.models.base import requires_grad
 from gantrain.models.translation import TranslationModel
-from gantrain.nets.generators import size_multiple
+from gantrain.nets.dualgan import OFFICIAL_CRITICS, DualGANCritic
+from gantrain.nets.generators import build_generator, size_multiple
+from gantrain.nets.init import init_weights
 
 
 class DualGAN(TranslationModel):
@@ -29,7 +31,7 @@ class DualGAN(TranslationModel):
     class Config:
         name: str = "dualgan"
         netG: str = "unet_256"
-        netD: str = "basic"
+        netD: str = "basic"  # the paper's 70x70 PatchGAN; official_linear | official_conv: the official code's critics
         n_layers_D: int = 3
         ngf: int = 64
         ndf: int = 64
@@ -51,7 +53,20 @@ class DualGAN(TranslationModel):
         if cfg.n_critic < 1:
             raise GantrainError(f"model.n_critic must be >= 1, got {cfg.n_critic}")
         super().__init__(cfg, info)
-        self.build_patch_nets(cfg)
+        if cfg.netD in OFFICIAL_CRITICS:
+            self._build_official_critics(cfg, info.image_size)
+        else:
+            self.build_patch_nets(cfg)
+
+    def _build_official_critics(self, cfg, image_size: int) -> None:
+        """`build_patch_nets` with the official code's critic (nets/dualgan.py) in place of a PatchGAN."""
+        ca, cb = self.channels_A, self.channels_B
+        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["D_A"] = DualGANCritic(cfg.netD, cb, cfg.ndf, cfg.norm, image_size)
+        self.nets["D_B"] = DualGANCritic(cfg.netD, ca, cfg.ndf, cfg.norm, image_size)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
 
     def size_multiple(self, direction: str) -> int:
         return size_multiple(self.nets["G_A"])
