@@ -67,7 +67,7 @@ def test_paper_defaults_and_digits_preset():
     assert (d.batch_size, d.load_size, d.crop_size, d.preprocess, d.flip) == (1, 286, 256, "resize_and_crop", True)
     small = validate_config(compose_cfg(["model=cyclegan", "data=digits2negative"]))
     assert small.model.ngf < 64 and small.trainer.max_epochs < 200 and small.optim.schedule == "linear_decay"
-    assert validate_config(compose_cfg(["model=dualgan", "data=horse2zebra"])).optim.name == "rmsprop"
+    assert validate_config(compose_cfg(["model=dualgan", "data=horse2zebra"])).optim.name == "rmsprop_tf"
 
 
 def test_dualgan_digits_preset_keeps_the_paper_game():

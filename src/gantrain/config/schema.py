@@ -49,7 +49,7 @@ class TrainerConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | adamw | rmsprop | sgd
+    name: str = "adam"  # adam | adamw | rmsprop (torch's) | rmsprop_tf (TensorFlow 1's) | sgd
     lr: float = 2e-4
     lr_D: Optional[float] = None  # null: same as lr
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
@@ -59,6 +59,7 @@ class OptimConfig:
     momentum_start: int = 0  # epoch the momentum ramp starts
     momentum_saturate: int = 1  # epoch it reaches momentum_final
     eps: float = 1e-8
+    rho: float = 0.99  # RMSProp's mean-square decay (torch's alpha; TF's decay, 0.9 in configs/optim/rmsprop_tf.yaml)
     schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential
     decay_epochs: Optional[int] = None  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
     decay_steps: Optional[int] = None  # same in steps; wins over decay_epochs
@@ -168,13 +169,14 @@ ALLOWED: dict[str, Allowed] = {
     "trainer.ema.start_step": AT_LEAST_0,
     "trainer.ema.every": AT_LEAST_1,
     "trainer.ema.bn_batches": AT_LEAST_0,
-    "optim.name": Allowed(choices=("adam", "adamw", "rmsprop", "sgd")),
+    "optim.name": Allowed(choices=("adam", "adamw", "rmsprop", "rmsprop_tf", "sgd")),
     "optim.lr": POSITIVE,
     "optim.lr_D": POSITIVE,
     "optim.betas": Allowed(low=0, high=1, high_open=True),
     "optim.weight_decay": AT_LEAST_0,
     "optim.momentum": Allowed(low=0, high=1, high_open=True),
     "optim.eps": POSITIVE,
+    "optim.rho": Allowed(low=0, high=1, high_open=True),
     "optim.schedule": Allowed(choices=("constant", "linear_decay", "epoch_linear", "cosine", "step", "exponential")),
     "optim.momentum_final": Allowed(low=0, high=1, high_open=True),
     "optim.momentum_start": AT_LEAST_0,

@@ -1,8 +1,9 @@
-"""`model=dualgan`: DualGAN (Yi et al. 2017), defaults of the official 2017 code.
+"""`model=dualgan`: DualGAN (Yi et al. 2017): the paper's networks with the official 2017 code's settings.
 
 G_A: A -> B and G_B: B -> A are U-Nets whose dropout is the only noise (z); D_A judges B-domain images, D_B
-A-domain ones (PatchGAN critics). Wasserstein loss with weight clipping to [-c, c], RMSProp 5e-5
-(configs/recipe/dualgan.yaml), `d_steps` critic updates per generator update (counted in batches), and
+A-domain ones (the paper's 70x70 PatchGAN critics, their score maps averaged). Wasserstein loss with weight
+clipping to [-c, c], TensorFlow's RMSProp 5e-5 (`optim=rmsprop_tf`, as the official TensorFlow code trains),
+`d_steps` critic updates per generator update (counted in batches), and
 L1 reconstruction weighted lambda_A, lambda_B = 200 (paper range 100-1000). `loss: classic` (or bce/lsgan)
 trains the plain GAN game instead, which the authors later preferred.
 """
@@ -19,7 +20,9 @@ from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.losses import clip_weights_
 from gantrain.models.translation import TranslationModel
-from gantrain.nets.generators import size_multiple
+from gantrain.nets.dualgan import OFFICIAL_CRITICS, DualGANCritic
+from gantrain.nets.generators import build_generator, size_multiple
+from gantrain.nets.init import init_weights
 
 
 class DualGAN(TranslationModel):
@@ -28,7 +31,7 @@ class DualGAN(TranslationModel):
     class Config:
         name: str = MISSING
         netG: str = MISSING
-        netD: str = MISSING
+        netD: str = MISSING  # basic: the paper's 70x70 PatchGAN; official_linear | official_conv: the official code's critics
         n_layers_D: int = MISSING
         ngf: int = MISSING
         ndf: int = MISSING
@@ -50,7 +53,20 @@ class DualGAN(TranslationModel):
         if cfg.d_steps < 1:
             raise GantrainError(f"model.d_steps must be >= 1, got {cfg.d_steps}")
         super().__init__(cfg, info)
-        self.build_patch_nets(cfg)
+        if cfg.netD in OFFICIAL_CRITICS:
+            self._build_official_critics(cfg, info.image_size)
+        else:
+            self.build_patch_nets(cfg)
+
+    def _build_official_critics(self, cfg, image_size: int) -> None:
+        """`build_patch_nets` with the official code's critic (nets/dualgan.py) in place of a PatchGAN."""
+        ca, cb = self.channels_A, self.channels_B
+        self.nets["G_A"] = build_generator(cfg.netG, ca, cb, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["G_B"] = build_generator(cfg.netG, cb, ca, cfg.ngf, cfg.norm, cfg.dropout)
+        self.nets["D_A"] = DualGANCritic(cfg.netD, cb, cfg.ndf, cfg.norm, image_size)
+        self.nets["D_B"] = DualGANCritic(cfg.netD, ca, cfg.ndf, cfg.norm, image_size)
+        for net in self.nets.values():
+            init_weights(net, cfg.init_type, cfg.init_gain)
 
     def size_multiple(self, direction: str) -> int:
         return size_multiple(self.nets["G_A"])

@@ -1,6 +1,7 @@
 """Optimisers and learning-rate schedules built from the `optim` config group.
 
 Schedules are functions of the global step, so resuming mid-epoch lands on exactly the same learning rate.
+`rmsprop_tf` is RMSProp as TensorFlow 1 defines it (what TF-trained papers such as DualGAN ran); `rmsprop` is torch's.
 """
 
 from __future__ import annotations
@@ -26,10 +27,62 @@ def build_optimizer(name: str, params: Iterable[nn.Parameter], cfg: Any, device:
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay, **extra)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+        return torch.optim.RMSprop(params, lr=lr, alpha=cfg.rho, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    if cfg.name == "rmsprop_tf":
+        return RMSpropTF(params, lr=lr, rho=cfg.rho, eps=cfg.eps, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
-    raise GantrainError(f"unknown optim.name {cfg.name!r}; choose one of: adam, adamw, rmsprop, sgd")
+    raise GantrainError(f"unknown optim.name {cfg.name!r}; choose one of: adam, adamw, rmsprop, rmsprop_tf, sgd")
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSProp as TensorFlow 1's `tf.train.RMSPropOptimizer` (kernel ApplyRMSProp) computes it, which torch's RMSprop
+    does not: the mean square starts at ONE (not zero, so the first steps are not lr * sign(g)-sized), eps is added
+    inside the square root, and the learning rate enters the momentum buffer:
+        ms = rho * ms + (1 - rho) * g^2;  mom = momentum * mom + lr * g / sqrt(ms + eps);  p -= mom.
+    `weight_decay` adds weight_decay * p to g first (L2, as torch's RMSprop). With momentum 0 no buffer is kept and
+    p -= lr * g / sqrt(ms + eps) (TF's result); a buffer made when momentum later turns positive starts at zero."""
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, rho: float = 0.9, eps: float = 1e-10,
+                 weight_decay: float = 0.0, momentum: float = 0.0) -> None:
+        if not 0.0 <= rho < 1.0:
+            raise GantrainError(f"optim.rho must be in [0, 1), got {rho}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, momentum=momentum))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch's Optimizer signature
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                self._update(group, params)
+        return loss
+
+    def _update(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """One step of every parameter of a group with torch's multi-tensor (_foreach) kernels."""
+        grads = [p.grad for p in params]
+        if group["weight_decay"]:
+            grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+        for p in params:
+            if "square_avg" not in self.state[p]:
+                self.state[p]["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+        square = [self.state[p]["square_avg"] for p in params]
+        torch._foreach_mul_(square, group["rho"])
+        torch._foreach_addcmul_(square, grads, grads, value=1 - group["rho"])
+        denom = torch._foreach_add(square, group["eps"])
+        torch._foreach_sqrt_(denom)
+        if group["momentum"] > 0 or "momentum_buffer" in self.state[params[0]]:
+            for p in params:
+                self.state[p].setdefault("momentum_buffer", torch.zeros_like(p, memory_format=torch.preserve_format))
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_mul_(bufs, group["momentum"])
+            torch._foreach_addcdiv_(bufs, grads, denom, value=group["lr"])
+            torch._foreach_sub_(params, bufs)
+        else:
+            torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
 
 
 def _decay_window(cfg: Any, total_steps: int, steps_per_epoch: int) -> tuple[int, int]:
