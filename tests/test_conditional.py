@@ -33,6 +33,8 @@ INFO = DataInfo("toy", 1, 16, 3, ["a", "b", "c"], [10, 30, 60])
 
 
 def make_model(cls, **overrides):
+    if cls is CGAN:  # these tests cover the DCGAN-style conditional nets (tests/test_paper_nets_cgan.py: the paper's)
+        overrides.setdefault("arch", "dcgan")
     cfg = group_config("model", cls.__name__.lower(), ngf=4, ndf=4, **overrides)  # CGAN -> configs/model/cgan.yaml
     model = cls(cfg, INFO)
     model.configure_optimizers(lambda name, params: torch.optim.SGD(params, lr=0.0))

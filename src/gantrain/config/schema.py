@@ -60,12 +60,12 @@ class OptimConfig:
     momentum_saturate: int = 1  # epoch it reaches momentum_final
     eps: float = 1e-8
     rho: float = 0.99  # RMSProp's mean-square decay (torch's alpha; TF's decay, 0.9 in configs/optim/rmsprop_tf.yaml)
-    schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential
+    schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential | exponential_step
     decay_epochs: Optional[int] = None  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
     decay_steps: Optional[int] = None  # same in steps; wins over decay_epochs
     step_epochs: int = 100  # step: multiply by gamma every step_epochs
-    gamma: float = 0.5
-    final_lr_ratio: float = 0.01  # exponential: lr reaches lr * final_lr_ratio at the end
+    gamma: float = 0.5  # step: factor every step_epochs; exponential_step: factor every update
+    final_lr_ratio: float = 0.01  # exponential: lr reaches lr * final_lr_ratio at the end; exponential_step: its floor
     fused: Optional[bool] = None  # null: fused kernels on CUDA, plain elsewhere
 
 
@@ -177,7 +177,7 @@ ALLOWED: dict[str, Allowed] = {
     "optim.momentum": Allowed(low=0, high=1, high_open=True),
     "optim.eps": POSITIVE,
     "optim.rho": Allowed(low=0, high=1, high_open=True),
-    "optim.schedule": Allowed(choices=("constant", "linear_decay", "epoch_linear", "cosine", "step", "exponential")),
+    "optim.schedule": Allowed(choices=("constant", "linear_decay", "epoch_linear", "cosine", "step", "exponential", "exponential_step")),
     "optim.momentum_final": Allowed(low=0, high=1, high_open=True),
     "optim.momentum_start": AT_LEAST_0,
     "optim.momentum_saturate": AT_LEAST_1,

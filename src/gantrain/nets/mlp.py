@@ -1,4 +1,4 @@
-"""Fully connected generator and discriminator (the original GAN on MNIST-sized images)."""
+"""Fully connected generators and discriminators: the original GAN and the conditional GAN on MNIST-sized images."""
 
 from __future__ import annotations
 
@@ -92,3 +92,52 @@ class MaxoutDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x.flatten(1))).squeeze(1)
+
+
+class PaperConditionalGenerator(nn.Module):
+    """Mirza & Osindero 2014's MNIST G(z | y): z -> `hidden[0]` ReLU and one-hot y -> `hidden[1]` ReLU, joined ->
+    `hidden[2]` ReLU -> C*H*W, with dropout after each hidden layer (the paper applies 0.5 to both nets).
+
+    The paper's output is a sigmoid for pixels in [0, 1]; gantrain's images are in [-1, 1], so the output is Tanh:
+    tanh(a) = 2 * sigmoid(2a) - 1, the paper's unit rescaled (the factor 2 is absorbed by the last layer)."""
+
+    def __init__(self, z_dim: int, num_classes: int, out_shape: Sequence[int], hidden: Sequence[int], dropout: float = 0.5):
+        super().__init__()
+        z_units, y_units, joint_units = hidden
+        self.num_classes, self.out_shape = num_classes, tuple(out_shape)
+        self.z_branch = nn.Sequential(nn.Linear(z_dim, z_units), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.y_branch = nn.Sequential(nn.Linear(num_classes, y_units), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.joint = nn.Sequential(
+            nn.Linear(z_units + y_units, joint_units), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(joint_units, math.prod(self.out_shape)), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        onehot = nn.functional.one_hot(y, self.num_classes).to(z.dtype)
+        h = torch.cat([self.z_branch(z), self.y_branch(onehot)], dim=1)
+        return self.joint(h).view(z.shape[0], *self.out_shape)
+
+
+class PaperConditionalDiscriminator(nn.Module):
+    """Mirza & Osindero 2014's MNIST D(x | y): flattened x -> maxout `hidden[0]` x `pieces[0]` and one-hot y ->
+    maxout `hidden[1]` x `pieces[1]`, joined -> maxout `hidden[2]` x `pieces[2]` -> one logit (the paper's sigmoid
+    unit, applied by the BCE-with-logits loss); dropout after each maxout layer."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, hidden: Sequence[int], pieces: Sequence[int],
+                 dropout: float = 0.5):
+        super().__init__()
+        (x_units, y_units, joint_units), (x_pieces, y_pieces, joint_pieces) = hidden, pieces
+        self.num_classes = num_classes
+        self.x_branch = nn.Sequential(Maxout(math.prod(in_shape), x_units, x_pieces), nn.Dropout(dropout))
+        self.y_branch = nn.Sequential(Maxout(num_classes, y_units, y_pieces), nn.Dropout(dropout))
+        self.joint = nn.Sequential(Maxout(x_units + y_units, joint_units, joint_pieces), nn.Dropout(dropout))
+        self.head = nn.Linear(joint_units, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        onehot = nn.functional.one_hot(y, self.num_classes).to(x.dtype)
+        h = torch.cat([self.x_branch(x.flatten(1)), self.y_branch(onehot)], dim=1)
+        return self.head(self.joint(h)).squeeze(1)
+
+    def forward_with_classes(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """(logit, None): the label enters at the input, so there is no class readout (as ConditionalDiscriminator's concat)."""
+        return self.forward(x, y), None

@@ -122,7 +122,13 @@ def lr_factor(cfg: Any, total_steps: int, steps_per_epoch: int):
         # constant, then exponential to final_lr_ratio over the last decay_epochs/decay_steps (null: the whole run)
         start, decay = _decay_window(cfg, total_steps, steps_per_epoch)
         return lambda step: cfg.final_lr_ratio ** (min(max(step - start, 0), decay) / max(decay, 1))
-    raise GantrainError(f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, epoch_linear, cosine, step, exponential")
+    if kind == "exponential_step":
+        # pylearn2's ExponentialDecay (Mirza & Osindero 2014): times gamma every update, floored at final_lr_ratio
+        return lambda step: max(cfg.gamma**step, cfg.final_lr_ratio)
+    raise GantrainError(
+        f"unknown optim.schedule {kind!r}; choose one of: constant, linear_decay, epoch_linear, cosine, step, exponential, "
+        f"exponential_step"
+    )
 
 
 def momentum_at(cfg: Any, epoch: int) -> float:
