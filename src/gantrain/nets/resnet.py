@@ -29,19 +29,24 @@ def _pad(kind: str, amount: int) -> tuple[list[nn.Module], int]:
 
 
 class ResnetBlock(nn.Module):
-    """x + [pad, conv3x3, norm, ReLU, (dropout 0.5), pad, conv3x3, norm](x)."""
+    """x + [pad, conv3x3, norm, ReLU, (dropout 0.5), pad, conv3x3, norm](x).
+
+    `dropout_last` moves the dropout after the second norm, where UNIT's code has it (INSResBlock).
+    """
 
     def __init__(self, dim: int, norm: str = "instance", dropout: bool = False, padding: str = "reflect",
-                 bias_without_norm: bool = True) -> None:
+                 bias_without_norm: bool = True, dropout_last: bool = False) -> None:
         super().__init__()
         bias = uses_bias(norm, bias_without_norm)
         layers: list[nn.Module] = []
         pad, p = _pad(padding, 1)
         layers += pad + [nn.Conv2d(dim, dim, 3, padding=p, bias=bias), norm2d(norm, dim), nn.ReLU(True)]
-        if dropout:
+        if dropout and not dropout_last:
             layers.append(nn.Dropout(0.5))
         pad, p = _pad(padding, 1)
         layers += pad + [nn.Conv2d(dim, dim, 3, padding=p, bias=bias), norm2d(norm, dim)]
+        if dropout and dropout_last:
+            layers.append(nn.Dropout(0.5))
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
