@@ -80,7 +80,7 @@ def test_dualgan_digits_preset_keeps_the_paper_game():
 
 def test_discogan_paper_generator_default_and_digits_preset(tmp_path):
     cfg = validate_config(compose_cfg(["model=discogan", "data=horse2zebra"]))
-    assert (cfg.model.bottleneck, cfg.model.code_size, cfg.model.ngf, cfg.data.batch_size) == (100, 4, 64, 64)
+    assert (cfg.model.bottleneck, cfg.model.code_size, cfg.model.ngf, cfg.data.batch_size) == (0, 4, 64, 64)
     for data in ("digits2negative", "digits2edges"):
         small = validate_config(compose_cfg(["model=discogan", f"data={data}"]))
         assert (small.model.bottleneck, small.model.code_size, small.model.loss, small.model.lambda_recon) == (0, 4, "bce", 1.0)
