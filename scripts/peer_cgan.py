@@ -32,7 +32,7 @@ from gantrain.config import config_dir, validate_config
 from gantrain.data.loader import make_batch_stream
 from gantrain.metrics.evaluator import Evaluator
 from gantrain.models.conditional import grid_labels
-from gantrain.trainer.trainer import build_data
+from gantrain.runs import build_data
 
 Z_DIM, BATCH, LR, BETAS = 100, 64, 2e-4, (0.5, 0.999)
 
@@ -73,6 +73,10 @@ class PeerDiscriminator(nn.Module):
 
 class PeerModel:
     """What gantrain's Evaluator asks of a model: class-major fixed inputs and `generate` in eval mode."""
+
+    default_metrics = ("classifier",)
+    directions: tuple[str, ...] = ()
+    conditioning = "label"
 
     def __init__(self, G: PeerGenerator, classes: int) -> None:
         self.G, self.classes = G, classes
@@ -135,7 +139,7 @@ def main(argv: list[str]) -> int:
         G, steps = train(cfg, lambda: time.perf_counter() - start >= args.seconds)
     train_s = time.perf_counter() - start
     data = build_data(cfg)
-    results = Evaluator(cfg, data, data.info, torch.device("cpu"))(PeerModel(G, data.info.num_classes), None, steps)
+    results = Evaluator(cfg, data, PeerModel(G, data.info.num_classes), torch.device("cpu"))(None, steps)
     keys = ("cond_accuracy", "cond_accuracy_worst_class", "cls_fd", "cls_fd_ref", "cls_fd_ratio", "max_class_share")
     print(json.dumps({"peer": "mlp-cgan-lsgan", "seed": args.seed, "steps": steps, "image_size": cfg.data.image_size,
                       "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - start, 1),

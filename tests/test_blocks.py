@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from gantrain.config.schema import OptimConfig, group_config, validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.data.base import InMemoryImages
 from gantrain.data.digits import Digits
 from gantrain.data.loader import make_batch_stream
@@ -121,14 +121,14 @@ def test_ema_standing_batch_norm_statistics_come_from_the_averaged_weights():
 
 
 def test_schedules():
-    cfg = OmegaConf.structured(OptimConfig(schedule="linear_decay", decay_steps=50))
+    cfg = group_config("optim", "adam", schedule="linear_decay", decay_steps=50)
     f = lr_factor(cfg, total_steps=100, steps_per_epoch=10)
     assert [f(0), f(50), f(75), f(100)] == [1.0, 1.0, 0.5, 0.0]
-    f = lr_factor(OmegaConf.structured(OptimConfig(schedule="step", step_epochs=2, gamma=0.5)), 100, 10)
+    f = lr_factor(group_config("optim", "adam", schedule="step", step_epochs=2, gamma=0.5), 100, 10)
     assert [f(0), f(19), f(20), f(45)] == [1.0, 1.0, 0.5, 0.25]
-    f = lr_factor(OmegaConf.structured(OptimConfig(schedule="cosine")), 100, 10)
+    f = lr_factor(group_config("optim", "adam", schedule="cosine"), 100, 10)
     assert f(0) == 1.0 and f(50) == pytest.approx(0.5) and f(100) == pytest.approx(0.0)
-    f = lr_factor(OmegaConf.structured(OptimConfig(schedule="exponential", final_lr_ratio=0.01)), 100, 10)
+    f = lr_factor(group_config("optim", "adam", schedule="exponential", final_lr_ratio=0.01), 100, 10)
     assert f(100) == pytest.approx(0.01)
 
 

@@ -10,7 +10,7 @@ from conftest import compose_cfg
 from gantrain.config import validate_config
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.trainer.trainer import build_model
+from gantrain.runs import build_model
 
 MNIST = DataInfo("mnist", 1, 28, num_classes=10, class_names=[str(i) for i in range(10)])
 

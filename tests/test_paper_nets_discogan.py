@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from conftest import compose_cfg
-from gantrain.config.schema import validate_config
+from gantrain.config.schema import group_config, validate_config
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.models.discogan import DiscoGAN, _features, feature_matching
 from gantrain.trainer.optim import build_optimizer
-from gantrain.trainer.trainer import build_model
+from gantrain.runs import build_model
 
 # Official counts, by hand from discogan/model.py (every conv 4x4 and bias-free; BN weight + bias per channel).
 # Generator(extra_layers=False), lines 101-126: convs 3-64-128-256-512, transposed convs 512-256-128-64-3, BN on all
@@ -114,7 +114,7 @@ def test_feature_matching_sums_the_per_layer_hinge_embedding_terms():
 
 
 def _tiny(**overrides) -> DiscoGAN:
-    cfg = OmegaConf.structured(DiscoGAN.Config(ngf=4, ndf=4, **overrides))
+    cfg = group_config("model", "discogan", ngf=4, ndf=4, **overrides)
     model = DiscoGAN(cfg, DataInfo("t", 1, 32))
     optim = OmegaConf.create({"name": "adam", "lr": 2e-4, "lr_D": None, "betas": [0.5, 0.999], "eps": 1e-8,
                               "weight_decay": 0.0, "fused": None})

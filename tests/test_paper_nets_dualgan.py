@@ -17,7 +17,7 @@ from conftest import compose_cfg
 from gantrain.config.schema import validate_config
 from gantrain.data.base import DataInfo
 from gantrain.trainer.optim import RMSpropTF, build_optimizer
-from gantrain.trainer.trainer import build_model
+from gantrain.runs import build_model
 
 
 def _params(net: nn.Module) -> int:
@@ -148,15 +148,15 @@ def test_dualgan_with_rmsprop_tf_resumes_bitwise(tmp_path):
 
     from test_reproducibility import NARROW, assert_same_checkpoint, last, train
 
-    from gantrain.trainer import checkpoint as ckpt_io
+    from gantrain import runs
 
     overrides = ["model=dualgan", "data=digits2negative", "model.netG=unet_32", "model.d_steps=2", *NARROW,
                  "optim.name=rmsprop_tf", "optim.rho=0.9", "optim.eps=1e-10", "trainer.max_steps=4"]
     train(overrides, tmp_path / "straight")
     shutil.copytree(tmp_path / "straight", tmp_path / "halves")
-    for name in ("last.pt", ckpt_io.snapshot_name(4)):
+    for name in ("last.pt", runs.snapshot_name(4)):
         (tmp_path / "halves" / "checkpoints" / name).unlink()
-    assert train(overrides, tmp_path / "halves", resume=True).step == 4
+    assert train(overrides, tmp_path / "halves", resume=True).progress.step == 4
     optimizers = last(tmp_path / "straight")["optimizers"]
     assert "square_avg" in optimizers["D"]["state"][0]
     assert_same_checkpoint(tmp_path / "straight", tmp_path / "halves")

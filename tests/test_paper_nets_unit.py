@@ -16,8 +16,8 @@ from gantrain.config.schema import validate_config
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.nets.multiscale import MultiScaleDiscriminator
-from gantrain.trainer import checkpoint as ckpt_io
-from gantrain.trainer.trainer import build_model
+from gantrain import runs
+from gantrain.runs import build_model
 from test_reproducibility import NARROW, assert_same_checkpoint, train
 
 OFFICIAL = ["model=unit", "data=unpaired_folder"]
@@ -121,8 +121,8 @@ def test_official_nets_train_and_resume_bitwise(tmp_path):
            "model.n_res=1", "model.dropout=true", *NARROW, "trainer.max_steps=4"]
     train(run, tmp_path / "straight")
     shutil.copytree(tmp_path / "straight", tmp_path / "halves")
-    for name in ("last.pt", ckpt_io.snapshot_name(4)):
+    for name in ("last.pt", runs.snapshot_name(4)):
         (tmp_path / "halves" / "checkpoints" / name).unlink()
     resumed = train(run, tmp_path / "halves", resume=True)
-    assert resumed.step == 4 and isinstance(resumed.model.nets["D_A"], MultiScaleDiscriminator)
+    assert resumed.progress.step == 4 and isinstance(resumed.model.nets["D_A"], MultiScaleDiscriminator)
     assert_same_checkpoint(tmp_path / "straight", tmp_path / "halves")

@@ -34,10 +34,6 @@ from gantrain.metrics.classifier import SmallClassifier
 from gantrain.models.pix2pix import Pix2Pix
 
 
-def _cfg(cls, **kw):
-    return OmegaConf.structured(cls.Config(**kw))
-
-
 def _model_cfg(**kw):
     base = dict(netG="unet_32", ngf=4, ndf=4)
     base.update(kw)

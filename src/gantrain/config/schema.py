@@ -1,7 +1,8 @@
 """Typed schemas for every config group, so a misspelt or mistyped key fails before training starts.
 
 Groups with a `_target_` (model, data) are validated against the `Config` dataclass of the class they name;
-the fixed groups (trainer, optim, logger, eval) against the dataclasses below.
+the fixed groups (trainer, optim, logger, eval) against the dataclasses below. Schemas declare keys and types
+only (`= MISSING`): the YAML files are the one place for values.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from gantrain.errors import GantrainError
@@ -18,88 +19,88 @@ from gantrain.errors import GantrainError
 
 @dataclass
 class EMAConfig:
-    decay: Optional[float] = None  # null: no EMA generator; e.g. 0.999
-    start_step: int = 0  # copy weights (no averaging) before this step
-    every: int = 1
-    bn_batches: int = 16  # standing batch-norm statistics for the EMA nets from this many batches; 0 copies the live ones
+    decay: Optional[float] = MISSING  # null: no EMA generator; e.g. 0.999
+    start_step: int = MISSING  # copy weights (no averaging) before this step
+    every: int = MISSING
+    bn_batches: int = MISSING  # standing batch-norm statistics for the EMA nets from this many batches; 0 copies the live ones
 
 
 @dataclass
 class TrainerConfig:
-    max_steps: Optional[int] = None  # one step = one batch; the first of max_steps/max_epochs to be reached stops
-    max_epochs: Optional[int] = None
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    num_threads: Optional[int] = None  # CPU intra-op threads (null: torch's default); 1 suits tiny nets on a busy CPU
-    precision: str = "auto"  # auto | 32 | bf16 | 16
-    compile: bool = False
-    channels_last: bool = False
-    deterministic: bool = False
-    log_every: int = 50
-    sample_every: int = 500
-    ckpt_every: int = 1000
-    keep_last: int = 3
-    num_sample_images: int = 64
-    stop_on_nonfinite: bool = True
-    progress_bar: bool = True
-    sync_batchnorm: bool = False
-    cudnn_benchmark: bool = True  # cuDNN autotuning of convolution kernels on CUDA (off under deterministic; ignored elsewhere)
-    matmul_precision: str = "high"  # torch.set_float32_matmul_precision: highest | high (TF32 on Ampere+) | medium
+    max_steps: Optional[int] = MISSING  # one step = one batch; the first of max_steps/max_epochs to be reached stops
+    max_epochs: Optional[int] = MISSING
+    device: str = MISSING  # auto | cpu | cuda | cuda:N | mps
+    num_threads: Optional[int] = MISSING  # CPU intra-op threads (null: torch's default); 1 suits tiny nets on a busy CPU
+    precision: str = MISSING  # auto | 32 | bf16 | 16
+    compile: bool = MISSING
+    channels_last: bool = MISSING
+    deterministic: bool = MISSING
+    log_every: int = MISSING
+    sample_every: int = MISSING
+    ckpt_every: int = MISSING
+    keep_last: int = MISSING
+    num_sample_images: int = MISSING
+    stop_on_nonfinite: bool = MISSING
+    progress_bar: bool = MISSING
+    sync_batchnorm: bool = MISSING
+    cudnn_benchmark: bool = MISSING  # cuDNN autotuning of convolution kernels on CUDA (off under deterministic; ignored elsewhere)
+    matmul_precision: str = MISSING  # torch.set_float32_matmul_precision: highest | high (TF32 on Ampere+) | medium
     ema: EMAConfig = field(default_factory=EMAConfig)
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # adam | adamw | rmsprop (torch's) | rmsprop_tf (TensorFlow 1's) | sgd
-    lr: float = 2e-4
-    lr_D: Optional[float] = None  # null: same as lr
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    momentum_final: Optional[float] = None  # null: constant momentum; else linear from momentum to this (SGD, RMSProp)
-    momentum_start: int = 0  # epoch the momentum ramp starts
-    momentum_saturate: int = 1  # epoch it reaches momentum_final
-    eps: float = 1e-8
-    rho: float = 0.99  # RMSProp's mean-square decay (torch's alpha; TF's decay, 0.9 in configs/optim/rmsprop_tf.yaml)
-    schedule: str = "constant"  # constant | linear_decay | epoch_linear | cosine | step | exponential | exponential_step
-    decay_epochs: Optional[int] = None  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
-    decay_steps: Optional[int] = None  # same in steps; wins over decay_epochs
-    step_epochs: int = 100  # step: multiply by gamma every step_epochs
-    gamma: float = 0.5  # step: factor every step_epochs; exponential_step: factor every update
-    final_lr_ratio: float = 0.01  # exponential: lr reaches lr * final_lr_ratio at the end; exponential_step: its floor
-    fused: Optional[bool] = None  # null: fused kernels on CUDA, plain elsewhere
+    name: str = MISSING  # adam | adamw | rmsprop (torch's) | rmsprop_tf (TensorFlow 1's) | sgd
+    lr: float = MISSING
+    lr_D: Optional[float] = MISSING  # null: same as lr
+    betas: list[float] = MISSING
+    weight_decay: float = MISSING
+    momentum: float = MISSING
+    momentum_final: Optional[float] = MISSING  # null: constant momentum; else linear from momentum to this (SGD, RMSProp)
+    momentum_start: int = MISSING  # epoch the momentum ramp starts
+    momentum_saturate: int = MISSING  # epoch it reaches momentum_final
+    eps: float = MISSING
+    rho: float = MISSING  # RMSProp's mean-square decay (torch's alpha; TF's decay, 0.9 in configs/optim/rmsprop_tf.yaml)
+    schedule: str = MISSING  # constant | linear_decay | epoch_linear | cosine | step | exponential | exponential_step
+    decay_epochs: Optional[int] = MISSING  # linear_decay/epoch_linear/exponential: decay over the last N epochs (null: the whole run)
+    decay_steps: Optional[int] = MISSING  # same in steps; wins over decay_epochs
+    step_epochs: int = MISSING  # step: multiply by gamma every step_epochs
+    gamma: float = MISSING  # step: factor every step_epochs; exponential_step: factor every update
+    final_lr_ratio: float = MISSING  # exponential: lr reaches lr * final_lr_ratio at the end; exponential_step: its floor
+    fused: Optional[bool] = MISSING  # null: fused kernels on CUDA, plain elsewhere
 
 
 @dataclass
 class LoggerConfig:
-    tensorboard: bool = True
-    jsonl: bool = True
-    hparams: bool = True  # with tensorboard: the flattened config and final metrics as an hparams session
+    tensorboard: bool = MISSING
+    jsonl: bool = MISSING
+    hparams: bool = MISSING  # with tensorboard: the flattened config and final metrics as an hparams session
 
 
 @dataclass
 class EvalConfig:
-    every: int = 0  # 0: only at the end of training
-    at_end: bool = True
-    metrics: Optional[list[str]] = None  # names in gantrain.metrics.base.METRICS; null: the family's default_metrics
-    num_samples: int = 1000  # generated images per evaluation
-    num_real: Optional[int] = None  # real reference images (null: the whole eval.split)
-    batch_size: int = 250
-    monitor: Optional[str] = None  # metric that selects checkpoints/best.pt
-    mode: str = "min"  # min | max
-    seed: int = 1234
-    split: str = "test"  # reference split for FID/KID and the classifier metrics
-    backbone: str = "inception"  # feature network of fid/kid/is: inception | classifier
-    resize: str = "tf_bilinear"  # to Inception's 299 px: tf_bilinear | bilinear_antialias | bicubic_antialias
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000  # clipped to the smaller of num_real and num_samples (recorded)
-    is_splits: int = 10
-    inception_weights: Optional[str] = None  # weights-inception-2015-12-05-6726825d.pth (null: torch hub cache)
-    inception_download: bool = True  # fetch the weights into the torch hub cache when absent
-    classifier_cache: Optional[str] = None  # folder for cached dataset classifiers (null: ~/.cache/gantrain)
-    reference_cache: Optional[str] = None  # folder for cached real-image features (null: ~/.cache/gantrain/reference)
+    every: int = MISSING  # 0: only at the end of training
+    at_end: bool = MISSING
+    metrics: Optional[list[str]] = MISSING  # names in gantrain.metrics.base.METRICS; null: the family's default_metrics
+    num_samples: int = MISSING  # generated images per evaluation
+    num_real: Optional[int] = MISSING  # real reference images (null: the whole eval.split)
+    batch_size: int = MISSING
+    monitor: Optional[str] = MISSING  # metric that selects checkpoints/best.pt
+    mode: str = MISSING  # min | max
+    seed: int = MISSING
+    split: str = MISSING  # reference split for FID/KID and the classifier metrics
+    backbone: str = MISSING  # feature network of fid/kid/is: inception | classifier
+    resize: str = MISSING  # to Inception's 299 px: tf_bilinear | bilinear_antialias | bicubic_antialias
+    kid_subsets: int = MISSING
+    kid_subset_size: int = MISSING  # clipped to the smaller of num_real and num_samples (recorded)
+    is_splits: int = MISSING
+    inception_weights: Optional[str] = MISSING  # weights-inception-2015-12-05-6726825d.pth (null: torch hub cache)
+    inception_download: bool = MISSING  # fetch the weights into the torch hub cache when absent
+    classifier_cache: Optional[str] = MISSING  # folder for cached dataset classifiers (null: ~/.cache/gantrain)
+    reference_cache: Optional[str] = MISSING  # folder for cached real-image features (null: ~/.cache/gantrain/reference)
     # translation FID/KID per direction (issue 22)
-    data_metrics: list[str] = field(default_factory=list)  # run beside eval.metrics; photo data YAMLs name [fid, kid]
-    translation_reference: str = "test"  # target-domain reference: test (CUT paper) | train+test (GAN Compression)
+    data_metrics: list[str] = MISSING  # run beside eval.metrics; photo data YAMLs name [fid, kid]
+    translation_reference: str = MISSING  # target-domain reference: test (CUT paper) | train+test (GAN Compression)
 
 
 FIXED_GROUPS: dict[str, type] = {
@@ -350,7 +351,8 @@ def group_config(group: str, option: str, **overrides: Any) -> DictConfig:
 
     node = OmegaConf.load(config_dir() / group / f"{option}.yaml")
     node.pop("defaults", None)
-    node = _validate_node(OmegaConf.merge(node, overrides), resolve_target(node._target_).Config, group)
+    schema = FIXED_GROUPS[group] if group in FIXED_GROUPS else resolve_target(node._target_).Config
+    node = _validate_node(OmegaConf.merge(node, overrides), schema, group)
     check_allowed(OmegaConf.create({group: node}))
     return node
 
