@@ -49,5 +49,5 @@ def test_a_key_missing_from_a_data_yaml_is_one_line_naming_it():
     cfg = compose_cfg(["data=digits"])
     OmegaConf.set_struct(cfg, False)
     del cfg.data["image_size"]
-    with pytest.raises(GantrainError, match=r"data\.image_size is not set"):
+    with pytest.raises(GantrainError, match=r"config group data sets no value for data\.image_size"):
         validate_config(cfg)
