@@ -39,10 +39,10 @@ def _model(overrides: list[str], info: DataInfo = DIGITS):
 
 
 def test_cogan_default_is_the_official_28px_digit_nets_and_solver():
-    """mingyuliutw/CoGAN cogan_pytorch/src/net_cogan_mnistedge.py: CoGen28x28 (lines 31-45: transposed convs
+    """mingyuliutw/CoGAN cogan_pytorch/src/net_cogan_mnistedge.py: CoGen28x28 (lines 32-47: transposed convs
     100->1024 k4 s1, 1024->512, 512->256, 256->128 k3 s2 p1, 128->1 k6 s1 p1 per domain, BatchNorm2d(affine=False),
     PReLU(), Sigmoid) and CoDis28x28 (lines 9-16: conv 1->20 k5 per domain, max-pool 2, conv 20->50 k5, max-pool 2,
-    conv 50->500 k4, PReLU, conv 500->2 k1); init.py lines 13-17 (xavier_uniform gain sqrt 2, bias 0.1); solver
+    conv 50->500 k4, PReLU, conv 500->2 k1); init.py lines 13-18 (xavier_uniform gain sqrt 2, bias 0.1); solver
     cogan/models/mnist.edge.cogan/mnist.edge.cogan.solver.ptt lines 2-9 (Adam 2e-4, 0.5, 0.999, weight decay
     5e-4, max_iter 50000) and train.ptt (batch_size 128, uniform noise lb -1 ub 1). Counts: G 100*1024*16+1024 +
     1024*512*9+512 + 512*256*9+256 + 256*128*9+128 + 2 * (128*36+1) + 4 PReLU = 7,842,694 (the official net's);
