@@ -16,14 +16,16 @@ from gantrain.config.schema import validate_config
 from gantrain.data.digit_domains import Digits2Negative, negative
 from gantrain.errors import GantrainError
 from gantrain.metrics.latent import PairAgreement
-from gantrain.nets.coupled import CoupledDiscriminator, CoupledGenerator
+from gantrain.nets.coupled import CoupledDiscriminator, CoupledGenerator, discriminator_blocks, generator_blocks
 from gantrain.trainer.trainer import Trainer
 
 COGAN = ["model=cogan", "data=digits2negative", "data.image_size=16", "model.z_dim=8", "data.batch_size=8"]
 
 
 def test_generators_share_first_blocks_and_discriminators_last_blocks():
-    G = CoupledGenerator(8, (1, 1), 16, ngf=4, shared=2)  # 16 px: 3 blocks, the last per domain
+    g_blocks = lambda c: generator_blocks(8, c, 16, 4, "batch")  # noqa: E731 (16 px: 3 blocks, the last per domain)
+    d_blocks = lambda c: discriminator_blocks(c, 16, 4, "batch")  # noqa: E731
+    G = CoupledGenerator(g_blocks, (1, 1), shared=2)
     assert len(G.shared) == 2 and len(G.tails["A"]) == len(G.tails["B"]) == 1
     z = torch.randn(3, 8)
     a, b = G(z)
@@ -32,15 +34,15 @@ def test_generators_share_first_blocks_and_discriminators_last_blocks():
         G.shared[0][0].weight.zero_()
     a0, b0 = G(z)
     assert torch.allclose(a0[0], a0[1]) and torch.allclose(b0[0], b0[1])
-    D = CoupledDiscriminator((1, 1), 16, ndf=4, shared=2)
+    D = CoupledDiscriminator(d_blocks, (1, 1), shared=2)
     assert len(D.heads["A"]) == 1 and len(D.shared) == 2
     assert D(torch.randn(3, 1, 16, 16), "B").shape == (3,)
-    none = CoupledGenerator(8, (1, 1), 16, ngf=4, shared=0)
+    none = CoupledGenerator(g_blocks, (1, 1), shared=0)
     assert sum(p.numel() for p in none.parameters()) > sum(p.numel() for p in G.parameters())
     with pytest.raises(GantrainError, match="shared_g=3 is out of range"):
-        CoupledGenerator(8, (1, 1), 16, ngf=4, shared=3)
+        CoupledGenerator(g_blocks, (1, 1), shared=3)
     with pytest.raises(GantrainError, match="shared_d"):
-        CoupledDiscriminator((1, 1), 16, ndf=4, shared=-1)
+        CoupledDiscriminator(d_blocks, (1, 1), shared=-1)
 
 
 def test_cogan_default_shares_all_but_the_domain_layers_and_trains(tmp_path):

@@ -5,9 +5,11 @@ sum of the two GAN losses. The generators share their first `shared_g` blocks (n
 layer, the paper's choice) and the discriminators their last `shared_d` blocks (null: all but the input
 layer), so one z gives a corresponding pair (G_A(z), G_B(z)).
 
-Paper recipe: z 100-d U[-1, 1], Adam 2e-4 (0.5, 0.999), weight decay 5e-4, batch 128 (optimiser and batch
-settings come from configs/recipe/cogan.yaml). Our nets are DCGAN-style (Tanh output, BN, non-saturating
-BCE) rather than the paper's PReLU/sigmoid Caffe nets.
+`arch: official` (default) is the paper's 28x28 digit nets as the official code has them
+(`gantrain.nets.coupled_digits`): PReLU G with non-affine batch norm ending in a sigmoid, LeNet D without norm,
+Xavier init. `arch: dcgan` is the DCGAN-style coupled nets of any power-of-two size (Tanh, batch norm, LeakyReLU D),
+gantrain's default before and what the digit presets train. Solver, batch and the 50k-iteration budget come from
+configs/recipe/cogan.yaml.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import torch.nn as nn
 from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo
+from gantrain.errors import GantrainError
 from gantrain.models.base import GANModel
-from gantrain.nets.coupled import CoupledDiscriminator, CoupledGenerator
+from gantrain.nets import coupled, coupled_digits
 from gantrain.nets.init import init_weights
 
 
@@ -31,25 +34,47 @@ class CoGAN(GANModel):
     @dataclass
     class Config:
         name: str = MISSING
+        arch: str = MISSING  # official: the paper's 28x28 digit nets | dcgan: DCGAN-style, any power-of-two size
         z_dim: int = MISSING
         z_dist: str = MISSING
-        ngf: int = MISSING
-        ndf: int = MISSING
+        ngf: int = MISSING  # official: 4x4 map of 8 ngf channels (1024); dcgan: ngf at the output side
+        ndf: int = MISSING  # arch=dcgan
+        d_widths: list[int] = MISSING  # arch=official: LeNet conv, conv, FC
+        d_dropout: float = MISSING  # arch=official: after the FC layer (the Caffe code's 0.5)
         shared_g: Optional[int] = MISSING  # leading G blocks shared by both domains (null: all but the output layer)
         shared_d: Optional[int] = MISSING  # trailing D blocks shared (null: all but the input layer)
-        norm_G: str = MISSING
-        norm_D: str = MISSING
+        norm_G: str = MISSING  # official: batch = non-affine batch norm
+        norm_D: str = MISSING  # official: none only
         loss: str = MISSING  # bce | lsgan | hinge
         init_type: str = MISSING
         init_gain: float = MISSING
+        init_bias: float = MISSING
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
         channels = (info.channels_A, info.channels_B)
-        self.nets["G"] = CoupledGenerator(cfg.z_dim, channels, info.image_size, cfg.ngf, cfg.norm_G, cfg.shared_g)
-        self.nets["D"] = CoupledDiscriminator(channels, info.image_size, cfg.ndf, cfg.norm_D, cfg.shared_d)
+        build_g, build_d = self.block_builders(cfg, info)
+        self.nets["G"] = coupled.CoupledGenerator(build_g, channels, cfg.shared_g)
+        self.nets["D"] = coupled.CoupledDiscriminator(build_d, channels, cfg.shared_d)
         for net in self.nets.values():
-            init_weights(net, cfg.init_type, cfg.init_gain)
+            init_weights(net, cfg.init_type, cfg.init_gain, cfg.init_bias)
+
+    @staticmethod
+    def block_builders(cfg, info: DataInfo) -> tuple[coupled.BlockBuilder, coupled.BlockBuilder]:
+        """G's and D's per-domain block lists for `model.arch`; settings the arch has no use for are errors."""
+        if cfg.arch == "official":
+            coupled_digits.check_size(info.image_size)
+            if cfg.norm_D != "none":
+                raise GantrainError(f"model.norm_D={cfg.norm_D}: the official CoGAN D has no normalisation; "
+                                    "set model.norm_D=none, or model.arch=dcgan")
+            return (lambda c: coupled_digits.generator_blocks(cfg.z_dim, c, cfg.ngf, cfg.norm_G),
+                    lambda c: coupled_digits.discriminator_blocks(c, cfg.d_widths, cfg.d_dropout))
+        if cfg.arch != "dcgan":
+            raise GantrainError(f"unknown model.arch {cfg.arch!r}; choose official (the paper's 28x28 nets) or dcgan")
+        if cfg.d_dropout > 0:
+            raise GantrainError("model.d_dropout applies to model.arch=official only; set model.d_dropout=0")
+        return (lambda c: coupled.generator_blocks(cfg.z_dim, c, info.image_size, cfg.ngf, cfg.norm_G),
+                lambda c: coupled.discriminator_blocks(c, info.image_size, cfg.ndf, cfg.norm_D))
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         G, D, rt = self.nets["G"], self.nets["D"], self.rt

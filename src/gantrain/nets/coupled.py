@@ -1,12 +1,15 @@
-"""CoGAN's coupled DCGAN nets (Liu & Tuzel 2016): weight sharing between two domains' G and D.
+"""CoGAN's coupled nets (Liu & Tuzel 2016): weight sharing between two domains' G and D.
 
 `CoupledGenerator`: the first `shared` blocks (z side: high-level structure) are one module used by both
 domains; the remaining blocks (down to the output layer) exist once per domain. `CoupledDiscriminator`: the
 first blocks (pixel side: low-level features) are per domain and the last `shared` blocks, including the
-logit layer, are one module. Blocks are the DCGAN layers (transposed conv / conv + norm + activation).
+logit layer, are one module. Both take a block builder (channels -> list of blocks), so the same sharing
+serves the DCGAN-style blocks below and the official 28x28 digit blocks (`gantrain.nets.coupled_digits`).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -16,6 +19,7 @@ from gantrain.nets.dcgan import _levels
 from gantrain.nets.norm import norm2d, uses_bias
 
 DOMAINS = ("A", "B")
+BlockBuilder = Callable[[int], list[nn.Module]]  # image channels of one domain -> that domain's blocks
 
 
 def generator_blocks(z_dim: int, channels: int, image_size: int, ngf: int, norm: str) -> list[nn.Module]:
@@ -50,17 +54,15 @@ def _check(shared: int, total: int, what: str, key: str) -> None:
 
 
 class CoupledGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: tuple[int, int], image_size: int, ngf: int = 64, norm: str = "batch",
-                 shared: int | None = None) -> None:
+    def __init__(self, build: BlockBuilder, channels: tuple[int, int], shared: int | None = None) -> None:
         super().__init__()
-        total = _levels(image_size) + 1
+        first = build(channels[0])
+        total = len(first)
         shared = total - 1 if shared is None else shared
         _check(shared, total, "G", "shared_g")
         self.shared_blocks = shared
-        self.shared = nn.Sequential(*generator_blocks(z_dim, channels[0], image_size, ngf, norm)[:shared])
-        self.tails = nn.ModuleDict({
-            d: nn.Sequential(*generator_blocks(z_dim, c, image_size, ngf, norm)[shared:]) for d, c in zip(DOMAINS, channels)
-        })
+        self.shared = nn.Sequential(*first[:shared])
+        self.tails = nn.ModuleDict({d: nn.Sequential(*build(c)[shared:]) for d, c in zip(DOMAINS, channels)})
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The pair (x_A, x_B) for the same z."""
@@ -69,18 +71,16 @@ class CoupledGenerator(nn.Module):
 
 
 class CoupledDiscriminator(nn.Module):
-    def __init__(self, channels: tuple[int, int], image_size: int, ndf: int = 64, norm: str = "batch",
-                 shared: int | None = None) -> None:
+    def __init__(self, build: BlockBuilder, channels: tuple[int, int], shared: int | None = None) -> None:
         super().__init__()
-        total = _levels(image_size) + 1
+        heads = {d: build(c) for d, c in zip(DOMAINS, channels)}
+        total = len(heads["A"])
         shared = total - 1 if shared is None else shared
         _check(shared, total, "D", "shared_d")
         self.shared_blocks = shared
         split = total - shared
-        self.heads = nn.ModuleDict({
-            d: nn.Sequential(*discriminator_blocks(c, image_size, ndf, norm)[:split]) for d, c in zip(DOMAINS, channels)
-        })
-        self.shared = nn.Sequential(*discriminator_blocks(channels[0], image_size, ndf, norm)[split:])
+        self.heads = nn.ModuleDict({d: nn.Sequential(*blocks[:split]) for d, blocks in heads.items()})
+        self.shared = nn.Sequential(*build(channels[0])[split:])
 
     def forward(self, x: torch.Tensor, domain: str) -> torch.Tensor:
         """One logit per image of `domain` ("A" or "B")."""
