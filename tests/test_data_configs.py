@@ -1,6 +1,7 @@
 """Data YAMLs: the named datasets inherit a base YAML through Hydra defaults yet compose to exactly what they
 composed to when each restated every key (tests/fixtures/composed_data_configs.json, generated from those
-YAMLs), and the YAML is the only source of data defaults (the Config dataclasses declare fields and types)."""
+YAMLs; since then only `eval.metrics` moved, from `[classifier]` to null = the family's `default_metrics`), and
+the YAML is the only source of data defaults (the Config dataclasses declare fields and types)."""
 
 from __future__ import annotations
 
