@@ -135,9 +135,12 @@ def eval_cfg(tmp_path, **eval_keys):
     cfg = OmegaConf.create({
         "seed": 0, "model": OmegaConf.to_container(group_config("model", "dcgan")),
         "data": data_cfg("digits", image_size=16),
-        "trainer": {"max_steps": 1},
-        "eval": {"backbone": "tiny", "num_samples": 64, "num_real": 100, "kid_subsets": 4, "kid_subset_size": 50,
-                 "reference_cache": str(tmp_path / "ref"), **eval_keys},
+        "trainer": OmegaConf.to_container(group_config("trainer", "default", max_steps=1)),
+        "optim": OmegaConf.to_container(group_config("optim", "adam")),
+        "logger": OmegaConf.to_container(group_config("logger", "none")),
+        "eval": OmegaConf.to_container(group_config("eval", "default", **{
+            "backbone": "tiny", "num_samples": 64, "num_real": 100, "kid_subsets": 4, "kid_subset_size": 50,
+            "reference_cache": str(tmp_path / "ref"), **eval_keys})),
     })
     return validate_config(cfg)
 

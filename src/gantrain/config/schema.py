@@ -358,7 +358,7 @@ def group_config(group: str, option: str, **overrides: Any) -> DictConfig:
 
 
 def validate_config(cfg: DictConfig) -> DictConfig:
-    """Return a copy of `cfg` with every group checked against its schema and filled with defaults."""
+    """Return a copy of `cfg` with every group checked against its schema (the values all come from the YAML)."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     unknown = set(cfg.keys()) - TOP_LEVEL_KEYS
     if unknown:
