@@ -42,7 +42,7 @@ class RangeServer:
                 self.wfile.write(body)
 
             def log_message(self, *args):
-                pass
+                """Keep the per-request access log out of the test output."""
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

@@ -11,11 +11,12 @@ import torch
 import torch.nn as nn
 
 from conftest import compose_cfg
+from gantrain import runs
 from gantrain.config.schema import validate_config
 from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
-from gantrain.trainer.trainer import build_model
-from test_reproducibility import EMA, assert_same_checkpoint, last, runs, train
+from gantrain.runs import build_model
+from test_reproducibility import EMA, assert_same_checkpoint, last, train
 
 DIGITS = DataInfo("unpaired_folder", 1, 28)
 # the official nets on the embedded digits at 28 px, shrunk; the preset's pins undone on the command line
