@@ -339,8 +339,6 @@ def reference_train_py(ref: Path, root: Path, size: int, quick: bool, device: to
                "--max_dataset_size", str(n), "--display_freq", "100000", "--print_freq", "100000", "--no_html",
                "--num_threads", "1", "--checkpoints_dir", str(root / "refck"), "--save_latest_freq", "100000",
                "--save_epoch_freq", "1000"]
-        if device.type != "cuda":
-            cmd += ["--gpu_ids", "-1"]
         env = {**os.environ, "PYTHONPATH": str(stub)}
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ref, env=env, capture_output=True, text=True, timeout=600)

@@ -7,11 +7,11 @@
     python scripts/benchmark.py --variants "" "trainer.channels_last=true" "trainer.compile=true"
     python scripts/benchmark.py --all --markdown                 # every family in configs/model/ at its defaults
 
-Each row: steps/s, images/s and peak memory (CUDA: max allocated; CPU: growth of the peak RSS) for the
-family's own train_step (data batching included, logging and checkpoints excluded). Rows of one call run in
-one process, one after the other, so their ratio is meaningful on a shared machine; `--all` runs each family
-in a fresh process so that its peak memory is its own, and skips (saying why) a family whose defaults
-cannot build on the default dataset.
+Each row: steps/s, images/s and peak memory (CUDA: max allocated; CPU: the peak RSS of the whole process, the
+interpreter and torch included) for the family's own train_step (data batching included, logging and checkpoints
+excluded). Each row runs in a fresh process, so its peak memory is its own; the rows of one call run one after the
+other on the same machine, so their ratio is the figure to quote on a shared machine. `--all` skips (saying why) a
+family whose defaults cannot build on the default dataset.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, float | 
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
         for i in range(steps):
             losses = trainer.model.train_step(next_batch(), warmup + i)
@@ -62,7 +61,7 @@ def measure(overrides: list[str], steps: int, warmup: int) -> dict[str, float | 
         if device.type == "cuda":
             peak = torch.cuda.max_memory_allocated() / 2**20
         else:
-            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         trainer.logger.close()
     bs = cfg.data.batch_size
     return {
@@ -88,6 +87,7 @@ def _measure_or_skip(args: tuple[list[str], int, int]) -> dict[str, float | str]
 FAMILY_DATA = {
     "cyclegan": "digits2negative", "dualgan": "digits2negative", "discogan": "digits2negative",
     "unit": "digits2negative", "cogan": "digits2negative", "pix2pix": "edges2digits", "gan_cls": "shapes",
+    "cut": "digits2edges", "fastcut": "digits2edges",
 }
 
 
@@ -120,13 +120,16 @@ def main(argv: list[str] | None = None) -> None:
         variants = [[f"trainer.precision={x}"] for x in args.precisions.split(",")]
     if args.all:
         jobs = [[*family_overrides(name, args.overrides), *args.overrides, f"trainer.device={args.device}", *v] for name in families() for v in variants]
-        ctx = mp.get_context("spawn")
-        rows = []
-        for job in jobs:  # one fresh process per row: peak memory is that family's own
-            with ctx.Pool(1) as pool:
-                rows.append(pool.apply(_measure_or_skip, ((job, args.steps, args.warmup),)))
     else:
-        rows = [measure(args.overrides + v + [f"trainer.device={args.device}"], args.steps, args.warmup) for v in variants]
+        jobs = [[*args.overrides, *v, f"trainer.device={args.device}"] for v in variants]
+    ctx = mp.get_context("spawn")
+    rows = []
+    for job in jobs:  # one fresh process per row: peak memory is that row's own
+        with ctx.Pool(1) as pool:
+            row = pool.apply(_measure_or_skip, ((job, args.steps, args.warmup),))
+        if "skipped" in row and not args.all:
+            raise SystemExit(f"benchmark: {row['config']}: {row['skipped']}")
+        rows.append(row)
     for row in rows:
         if "skipped" in row:
             print(f"# skipped {row['config']}: {row['skipped']}")

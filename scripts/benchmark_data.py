@@ -140,7 +140,7 @@ def main() -> None:
     rows = [run_cell(kind, folder, mode, w, args.images_timed)
             for kind, folder in (("unpaired", unpaired), ("aligned", aligned)) for mode, w in CELLS]
     if args.markdown:
-        print("| data | data.cache | workers | command to first batch (s) | peak RSS main (MiB) | peak RSS worker (MiB) | images/s |")
+        print("| data | data.cache | workers | command to first batch (s) | peak RSS main (MiB) | peak RSS worker (MiB) | items/s |")
         print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['data']} | {r['cache']} | {r['workers']} | {r['first_batch_s']:.1f} | {r['rss_mib']:.0f} | "
