@@ -52,7 +52,7 @@ def save_atomic(obj: Any, path: Path) -> None:
 def write_json_atomic(obj: Any, path: Path) -> None:
     """Write `obj` as indented JSON via a temporary file and a rename (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: DDP ranks may write the same cache file
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 

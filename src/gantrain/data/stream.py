@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from gantrain.errors import GantrainError
+from gantrain.io import cache_folder, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def check_headers(paths: list[Path], where: str) -> list[Path]:
         st = p.stat()
         stats.append((str(p), st.st_size, st.st_mtime_ns))
     digest = hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:20]
-    cache = Path.home() / ".cache" / "gantrain" / "data" / "listings" / f"{digest}.json"
+    cache = cache_folder(None, "data/listings") / f"{digest}.json"
     bad: set[str] | None = None
     if cache.is_file():
         try:
@@ -108,10 +109,7 @@ def check_headers(paths: list[Path], where: str) -> list[Path]:
         with ThreadPoolExecutor(max_workers=8) as pool:
             ok = list(pool.map(_header_ok, paths))
         bad = {str(p) for p, good in zip(paths, ok) if not good}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"bad": sorted(bad)}))
-        tmp.replace(cache)
+        write_json_atomic({"bad": sorted(bad)}, cache)
     if bad:
         log.warning("%s: skipped %d unreadable image(s) of %d (not an image header)", where, len(bad), len(paths))
     kept = [p for p in paths if str(p) not in bad]
