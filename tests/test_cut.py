@@ -114,6 +114,26 @@ def test_resume_is_exact_including_heads(tmp_path):
             assert torch.equal(value, resumed.model.nets[name].state_dict()[key]), f"{name}.{key}"
 
 
+def test_flip_equivariance_flips_queries_back_onto_the_unflipped_keys():
+    """FastCUT (official calculate_NCE_loss): keys are the unflipped input's features, queries come from the
+    output of the flipped input and are flipped back, so a translation that commutes with the flip scores as
+    if nothing had been flipped, and a query left mirrored does not."""
+    from gantrain.data.base import DataInfo
+    from gantrain.models.cut import CUT
+
+    model = CUT(cfg_for("fastcut").model, DataInfo("x", 1, 32))
+    g = torch.Generator().manual_seed(0)
+    keys = [torch.randn(2, c, 6, 6, generator=g) for c in (1, 8, 16, 16, 16)]
+    mirrored = [torch.flip(k, [3]) for k in keys]
+
+    def nce(q, flipped):
+        torch.manual_seed(0)  # the same patch positions each time
+        return model._nce(q, keys, flipped)
+
+    torch.testing.assert_close(nce(mirrored, True), nce(keys, False))
+    assert nce(mirrored, False) > nce(keys, False) + 1.0
+
+
 def test_batched_encoder_and_d_calls_match_one_call_each():
     """Batching is an optimisation only: the same losses from the same weights and random draws."""
     import copy
