@@ -72,7 +72,10 @@ def test_official_defaults_and_presets():
     assert (cut.trainer.max_epochs, cut.optim.decay_epochs, cut.optim.lr) == (400, 200, 2e-4)
     fast = validate_config(compose_cfg(["model=fastcut", "data=horse2zebra"]))
     assert (fast.model.lambda_NCE, fast.model.nce_idt, fast.model.flip_equivariance) == (10.0, False, True)
-    assert (fast.trainer.max_epochs, fast.optim.decay_epochs) == (200, 50)
+    assert (fast.trainer.max_epochs, fast.optim.decay_epochs, fast.model.lambda_GAN) == (200, 50, 1.0)
+    # the digits preset raises only lambda_GAN (D won the game at FastCUT's NCE weight); FastCUT's own keys stay
+    tiny = validate_config(compose_cfg(["model=fastcut", "data=digits2edges"])).model
+    assert (tiny.lambda_GAN, tiny.lambda_NCE, tiny.nce_idt, tiny.flip_equivariance) == (10.0, 10.0, False, True)
     preset = validate_config(compose_cfg(["model=cut", "data=digits2edges"]))
     assert preset.model.netG == "resnet_6blocks" and list(preset.model.nce_layers) == [0, 4, 8, 12, 14]
     assert "translation" in run_metrics(preset)
