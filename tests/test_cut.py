@@ -72,7 +72,10 @@ def test_official_defaults_and_presets():
     assert (cut.trainer.max_epochs, cut.optim.decay_epochs, cut.optim.lr) == (400, 200, 2e-4)
     fast = validate_config(compose_cfg(["model=fastcut", "data=horse2zebra"]))
     assert (fast.model.lambda_NCE, fast.model.nce_idt, fast.model.flip_equivariance) == (10.0, False, True)
-    assert (fast.trainer.max_epochs, fast.optim.decay_epochs) == (200, 50)
+    assert (fast.trainer.max_epochs, fast.optim.decay_epochs, fast.model.lambda_GAN) == (200, 50, 1.0)
+    # the digits preset raises only lambda_GAN (D won the game at FastCUT's NCE weight); FastCUT's own keys stay
+    tiny = validate_config(compose_cfg(["model=fastcut", "data=digits2edges"])).model
+    assert (tiny.lambda_GAN, tiny.lambda_NCE, tiny.nce_idt, tiny.flip_equivariance) == (10.0, 10.0, False, True)
     preset = validate_config(compose_cfg(["model=cut", "data=digits2edges"]))
     assert preset.model.netG == "resnet_6blocks" and list(preset.model.nce_layers) == [0, 4, 8, 12, 14]
     assert "translation" in run_metrics(preset)
@@ -112,6 +115,26 @@ def test_resume_is_exact_including_heads(tmp_path):
     for name, net in full.model.nets.items():
         for key, value in net.state_dict().items():
             assert torch.equal(value, resumed.model.nets[name].state_dict()[key]), f"{name}.{key}"
+
+
+def test_flip_equivariance_flips_queries_back_onto_the_unflipped_keys():
+    """FastCUT (official calculate_NCE_loss): keys are the unflipped input's features, queries come from the
+    output of the flipped input and are flipped back, so a translation that commutes with the flip scores as
+    if nothing had been flipped, and a query left mirrored does not."""
+    from gantrain.data.base import DataInfo
+    from gantrain.models.cut import CUT
+
+    model = CUT(cfg_for("fastcut").model, DataInfo("x", 1, 32))
+    g = torch.Generator().manual_seed(0)
+    keys = [torch.randn(2, c, 6, 6, generator=g) for c in (1, 8, 16, 16, 16)]
+    mirrored = [torch.flip(k, [3]) for k in keys]
+
+    def nce(q, flipped):
+        torch.manual_seed(0)  # the same patch positions each time
+        return model._nce(q, keys, flipped)
+
+    torch.testing.assert_close(nce(mirrored, True), nce(keys, False))
+    assert nce(mirrored, False) > nce(keys, False) + 1.0
 
 
 def test_batched_encoder_and_d_calls_match_one_call_each():
