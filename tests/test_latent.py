@@ -277,8 +277,11 @@ def test_invert_cli_defaults_are_idinvert_for_hybrid():
     def settings(*flags: str) -> InversionSettings:
         return settings_of(parse_args(["RUN", "--input", "in", "--out", "out", *flags]))
 
-    assert settings() == DEFAULTS["hybrid"] == InversionSettings(steps=100, lr=0.01, lambda_dom=2.0, features="auto")
+    assert settings() == DEFAULTS["hybrid"] == InversionSettings(steps=100, lr=0.01, lambda_dom=2.0, features="auto",
+                                                                 keep_prior="none")
     assert settings("--method", "optimize") == InversionSettings(steps=100, lr=0.05, restarts=4, features="none")
     assert settings("--method", "optimize", "--feature-weight", "0.5").features == "classifier"  # its old meaning
     assert settings("--method", "encoder", "--features", "vgg16").features == "none"
-    assert settings("--steps", "7", "--features", "none", "--lr", "0.1") == InversionSettings(steps=7, lr=0.1, features="none")
+    assert settings("--steps", "7", "--features", "none", "--lr", "0.1", "--keep-prior", "clip") == InversionSettings(
+        steps=7, lr=0.1, features="none")
+    assert settings("--method", "encoder").keep_prior == "none"

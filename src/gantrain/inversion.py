@@ -39,11 +39,14 @@ class InversionSettings:
 
 # Each method's defaults, the one place they are set. hybrid: IDInvert's in-domain inversion (idinvert_pytorch
 # invert.py and utils/inverter.py): Adam lr 0.01, 100 iterations, lambda_dom 2.0, the feature term on where a
-# feature net is available (its weight is then that F's own, nets/features.py).
+# feature net is available (its weight is then that F's own, nets/features.py). encoder and hybrid take E(x) as it
+# is, as IDInvert does (no projection onto the prior): an encoder trained on real images only (objective=idinvert)
+# puts half its coordinates outside a uniform prior's [-1, 1], and clipping them quadruples its error on the digits
+# (BENCHMARKS.md); the latent regressor's z barely moves either way.
 DEFAULTS = {
     "optimize": InversionSettings(),
-    "encoder": InversionSettings(),
-    "hybrid": InversionSettings(lr=0.01, features="auto"),
+    "encoder": InversionSettings(keep_prior="none"),
+    "hybrid": InversionSettings(lr=0.01, features="auto", keep_prior="none"),
 }
 
 

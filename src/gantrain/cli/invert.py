@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"hybrid, {opt.features} for optimize, classifier when only --feature-weight is given")
     p.add_argument("--feature-weight", type=float, help="weight of the perceptual term (default: the F's own, nets/features.py)")
     p.add_argument("--keep-prior", choices=KEEP_PRIOR,
-                   help=f"keep z on the prior: clip, resample out-of-range coordinates, or none (default {opt.keep_prior})")
+                   help=f"keep z on the prior: clip, resample out-of-range coordinates, or none (default {opt.keep_prior} for "
+                        f"optimize, {hyb.keep_prior} for encoder and hybrid, as IDInvert)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
