@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gantrain.data.digits import Digits
-from gantrain.metrics import classifier
+from gantrain.nets import classifier
 
 
 def main() -> None:

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from conftest import TINY, compose_cfg, run_cli
 from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
-from gantrain.inversion import InversionSettings, Latent, invert, latent_of, per_image_mse, reconstruction_error
+from gantrain.inversion import DEFAULTS, InversionSettings, Latent, invert, latent_of, per_image_mse, reconstruction_error
 from gantrain.metrics.latent import probe_accuracies
 from gantrain.nets.encoder import build_encoder
+from gantrain.nets.features import FEATURE_WEIGHTS, VGG16Features, build_features
 from gantrain.runs import build_model, load_trained
 from gantrain.trainer.trainer import Trainer
 
@@ -145,12 +146,12 @@ def test_probe_accuracies_on_separable_features():
     assert knn == logreg == 1.0
 
 
-def test_latent_encoder_and_invert_cli_end_to_end(tmp_path):
+def test_latent_encoder_and_invert_cli_end_to_end(tmp_path, classifier_cache):
     """A DCGAN, an encoder for it (self-contained checkpoint), and gantrain-invert with each method."""
     dcgan = ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.z_dim=6", "trainer.max_steps=2"]
     gan = train(dcgan, tmp_path / "gan")
     enc = train(["model=latent_encoder", f"model.generator={tmp_path / 'gan'}", "data.image_size=16", "model.ndf=4",
-                 "model.image_weight=0.5", "trainer.max_steps=3"], tmp_path / "enc")
+                 "model.image_weight=0.5", "trainer.max_steps=3", f"eval.classifier_cache={classifier_cache}"], tmp_path / "enc")
     for k, v in gan.model.nets["G"].state_dict().items():  # G stays frozen
         assert torch.equal(v, enc.model.nets["G"].state_dict()[k])
     assert set(enc.model.optimizers) == {"E"}
@@ -180,6 +181,9 @@ def test_latent_encoder_and_invert_cli_end_to_end(tmp_path):
         assert [m["file"] for m in metrics["per_image"]] == names
         assert metrics["mean_mse"] == pytest.approx(np.mean([m["mse"] for m in metrics["per_image"]]))
         assert metrics["seconds_per_image"] > 0 and metrics["method"] == method
+        # hybrid at IDInvert's lr with the feature term on (the digits classifier is available); optimize without it
+        expected = {"hybrid": (0.01, "auto", "classifier", FEATURE_WEIGHTS["classifier"])}.get(method, (0.05, "none", "none", 0.0))
+        assert (metrics["lr"], metrics["features"], metrics["feature_net"], metrics["feature_weight"]) == expected
     bad = run_cli(["gantrain.cli.invert", str(tmp_path / "moved.pt"), "--input", str(images), "--out", str(tmp_path / "o"),
                    "--method", "encoder"], tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --method encoder needs an encoder")
@@ -192,3 +196,92 @@ def test_latent_encoder_errors(tmp_path):
     cfg = validate_config(compose_cfg(BASE + ["model=latent_encoder", f"model.generator={tmp_path / 'gan'}", "data.image_size=32"]))
     with pytest.raises(GantrainError, match="16px"):
         Trainer(cfg, tmp_path / "enc").setup()
+
+
+IDINVERT = ["model=latent_encoder", "model.objective=idinvert", "data.image_size=16", "model.ndf=4", "model.d_ndf=4",
+            "trainer.precision=32"]
+
+
+def idinvert_trainer(tmp_path: Path, extra: list[str]) -> Trainer:
+    """A latent_encoder with IDInvert's objective for a 2-step 16 px DCGAN."""
+    train(["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.z_dim=6", "trainer.max_steps=2"], tmp_path / "gan")
+    trainer = Trainer(validate_config(compose_cfg(BASE + IDINVERT + [f"model.generator={tmp_path / 'gan'}", *extra])), tmp_path / "enc")
+    trainer.setup()
+    return trainer
+
+
+def test_idinvert_losses_match_hand_computation(tmp_path):
+    """E: ||x - G(E(x))||^2 + 0.1 softplus(-D(G(E(x)))) + w ||F(x) - F(G(E(x)))||^2 on real x; D: logistic + 5 R1."""
+    model = idinvert_trainer(tmp_path, ["model.features=none", "trainer.max_steps=1"]).model
+    assert set(model.optimizers) == {"E", "D"} and model.features is None
+    for opt in model.optimizers.values():  # lr 0: the nets stay as they are, so the losses can be recomputed
+        for group in opt.param_groups:
+            group["lr"] = 0.0
+    pool = lambda img: F.avg_pool2d(img, 4).flatten(1)  # noqa: E731 - a stand-in feature net
+    model.features, model.feature_weight = pool, 0.5
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    out = model.train_step({"image": x}, 0)
+    G, E, D = model.nets["G"], model.nets["E"], model.nets["D"]
+    with torch.no_grad():
+        recon = G(E(x))  # E in train mode: batch statistics, as in the step
+        fake_logits = D(recon)
+    pixel, feat = (recon - x).pow(2).mean(), (pool(recon) - pool(x)).pow(2).mean()
+    real = x.clone().requires_grad_(True)
+    real_logits = D(real)
+    (grads,) = torch.autograd.grad(real_logits.sum(), real)
+    r1 = grads.pow(2).flatten(1).sum(1).mean()
+    assert torch.allclose(out["image_mse"], pixel, atol=1e-6) and torch.allclose(out["feature_mse"], feat, atol=1e-6)
+    assert torch.allclose(out["E"], pixel + 0.1 * F.softplus(-fake_logits).mean() + 0.5 * feat, atol=1e-5)
+    assert torch.allclose(out["r1"], r1, atol=1e-6)
+    d_loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits.detach()).mean() + 10.0 / 2 * r1
+    assert torch.allclose(out["D"], d_loss, atol=1e-5)
+
+
+def test_idinvert_encoder_learns_with_the_classifier_features_and_checkpoints_d(tmp_path, classifier_cache, caplog):
+    caplog.set_level("INFO", logger="gantrain.models.latent_encoder")
+    trainer = idinvert_trainer(tmp_path, [f"model.feature_cache={classifier_cache}", "trainer.max_steps=2", "optim.lr=2e-3"])
+    model = trainer.model
+    assert "F = the digits classifier's trunk" in caplog.text and model.feature_weight == FEATURE_WEIGHTS["classifier"]
+    trainer.fit()
+    ckpt = load_trained(str(tmp_path / "enc"), "cpu").ckpt
+    assert {"D", "E", "G"} <= set(ckpt["nets"]) and ckpt["optimizers"]["D"]["state"] and ckpt["optimizers"]["E"]["state"]
+    x = trainer.data.split("train").batch(torch.arange(32))["image"]
+    outs = [model.train_step({"image": x}, step) for step in range(40)]
+    first, last = ({k: torch.stack([o[k] for o in part]).mean() for k in ("image_mse", "feature_mse", "D_real", "D_fake")}
+                   for part in (outs[:5], outs[-5:]))
+    assert last["image_mse"] < first["image_mse"] and last["feature_mse"] < first["feature_mse"]
+    assert last["D_real"] + last["D_fake"] < 2 * np.log(2)  # D tells real digits from reconstructions apart
+
+
+def test_feature_nets_without_a_classifier_and_vgg16_shapes():
+    from types import SimpleNamespace
+
+    from gantrain.data.base import InMemoryImages
+
+    unlabelled = InMemoryImages(torch.zeros(4, 1, 8, 8, dtype=torch.uint8))
+    data = SimpleNamespace(info=SimpleNamespace(name="folder", num_classes=0), split=lambda name: unlabelled)
+    off = build_features("auto", data, torch.device("cpu"))
+    assert off.fn is None and off.weight(None) == 0.0 and "features=vgg16" in off.description
+    assert build_features("none", data, torch.device("cpu")).fn is None
+    with pytest.raises(GantrainError, match="labelled"):
+        build_features("classifier", data, torch.device("cpu"))
+    with pytest.raises(GantrainError, match="auto, classifier, vgg16, none"):
+        build_features("lpips", data, torch.device("cpu"))
+    vgg = VGG16Features(pretrained=False)  # the architecture only: nothing is downloaded in tests
+    assert vgg(torch.zeros(2, 1, 32, 32)).shape == (2, 512, 4, 4)  # conv4_3 of a grey 32 px image
+
+
+def test_invert_cli_defaults_are_idinvert_for_hybrid():
+    from gantrain.cli.invert import parse_args, settings_of
+
+    def settings(*flags: str) -> InversionSettings:
+        return settings_of(parse_args(["RUN", "--input", "in", "--out", "out", *flags]))
+
+    assert settings() == DEFAULTS["hybrid"] == InversionSettings(steps=100, lr=0.01, lambda_dom=2.0, features="auto",
+                                                                 keep_prior="none")
+    assert settings("--method", "optimize") == InversionSettings(steps=100, lr=0.05, restarts=4, features="none")
+    assert settings("--method", "optimize", "--feature-weight", "0.5").features == "classifier"  # its old meaning
+    assert settings("--method", "encoder", "--features", "vgg16").features == "none"
+    assert settings("--steps", "7", "--features", "none", "--lr", "0.1", "--keep-prior", "clip") == InversionSettings(
+        steps=7, lr=0.1, features="none")
+    assert settings("--method", "encoder").keep_prior == "none"

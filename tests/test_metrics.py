@@ -23,7 +23,7 @@ from gantrain.errors import GantrainError
 from gantrain.metrics import inception, reference
 from gantrain.metrics.backbones import BACKBONES, Backbone
 from gantrain.metrics.base import EvalContext
-from gantrain.metrics.classifier import SmallClassifier, cache_file, protocol_key
+from gantrain.nets.classifier import SmallClassifier, cache_file, protocol_key
 from gantrain.metrics.evaluator import Evaluator
 from gantrain.metrics.features import fid_from_features, inception_score
 from gantrain.metrics.frechet import frechet_distance_features, kid_from_features

@@ -30,7 +30,7 @@ from gantrain.data.base import DataInfo
 from gantrain.errors import GantrainError
 from gantrain.inversion import reconstruction_error
 from gantrain.metrics import paired
-from gantrain.metrics.classifier import SmallClassifier
+from gantrain.nets.classifier import SmallClassifier
 from gantrain.models.pix2pix import Pix2Pix
 
 

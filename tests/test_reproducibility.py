@@ -37,6 +37,8 @@ FAMILIES: dict[str, list[str]] = {
               "model.d_z_hidden=[8]", "model.d_joint_hidden=[16]", "model.z_dim=4", *EMA],
     "latent_encoder": ["model=latent_encoder", "model.generator={gen}", "data.image_size=16", "model.ndf=4",
                        "model.image_weight=0.5"],
+    "latent_encoder_idinvert": ["model=latent_encoder", "model.objective=idinvert", "model.generator={gen}", "data.image_size=16",
+                                "model.ndf=4", "model.d_ndf=4", "model.features=none"],
     "cogan": ["model=cogan", "data=digits2negative", "data.image_size=16", "model.z_dim=4", *NARROW, *EMA],
     "cyclegan": ["model=cyclegan", "data=digits2negative", "model.netG=resnet_2blocks", "model.pool_size=3", *NARROW],
     "dualgan": ["model=dualgan", "data=digits2negative", "model.netG=unet_32", "model.d_steps=2", *NARROW],
@@ -81,7 +83,7 @@ def assert_same_checkpoint(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_family_resumes_bitwise(family, tmp_path):
     overrides = list(FAMILIES[family])
-    if family == "latent_encoder":
+    if family.startswith("latent_encoder"):
         train(FAMILIES["dcgan"][:-len(EMA)] + ["trainer.max_steps=1"], tmp_path / "gen")
         overrides = [o.format(gen=tmp_path / "gen") for o in overrides]
     train(overrides + ["trainer.max_steps=4"], tmp_path / "straight")
@@ -94,6 +96,8 @@ def test_every_family_resumes_bitwise(family, tmp_path):
     ckpt = last(tmp_path / "straight")
     if family in ("gan", "dcgan", "cgan", "acgan", "gan_cls", "bigan", "cogan"):
         assert ckpt["ema"], "the EMA generators are part of what is compared"
+    if family == "latent_encoder_idinvert":
+        assert ckpt["optimizers"]["D"]["state"], "D and its optimiser are part of what is compared"
     if family in ("cyclegan", "gan_cls"):
         assert ckpt["extra"], "the family state (pools, caption bank) is part of what is compared"
     assert_same_checkpoint(tmp_path / "straight", tmp_path / "halves")

@@ -98,7 +98,7 @@ def seed_digits_classifier(folder: Path) -> str:
     the sweeper's plumbing in seconds instead of training the metric net (minutes on a shared CPU)."""
     from gantrain.data.digits import digits_split_indices
     from gantrain.io import save_atomic
-    from gantrain.metrics.classifier import SmallClassifier, cache_file, net_blob, protocol_key
+    from gantrain.nets.classifier import SmallClassifier, cache_file, net_blob, protocol_key
 
     torch.manual_seed(0)
     key = protocol_key("digits", 32, 1, 10, len(digits_split_indices()["train"]))

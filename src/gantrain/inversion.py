@@ -6,7 +6,8 @@ Three methods, all batched and device-agnostic:
   out-of-range coordinates (Lipton & Tripathi's stochastic clipping).
 - `encoder`: one forward pass of an encoder E (a BiGAN's E or a `model=latent_encoder` run).
 - `hybrid` (iGAN / IDInvert in-domain inversion): start from E(x), then minimise
-  ||G(z) - x||^2 + lambda_dom ||z - E(G(z))||^2, which keeps z where the encoder's domain is.
+  ||G(z) - x||^2 (+ the feature term) + lambda_dom ||z - E(G(z))||^2, which keeps z where the encoder's domain is.
+`DEFAULTS` holds each method's settings (hybrid: IDInvert's).
 """
 
 from __future__ import annotations
@@ -33,6 +34,20 @@ class InversionSettings:
     lambda_dom: float = 2.0  # hybrid: weight of ||z - E(G(z))||^2 (IDInvert's lambda_dom)
     feature_weight: float = 0.0  # weight of ||F(x) - F(G(z))||^2 when a feature net F is given
     keep_prior: str = "clip"  # clip | resample | none
+    features: str = "none"  # which F (nets/features.py): auto | classifier | vgg16 | none
+
+
+# Each method's defaults, the one place they are set. hybrid: IDInvert's in-domain inversion (idinvert_pytorch
+# invert.py and utils/inverter.py): Adam lr 0.01, 100 iterations, lambda_dom 2.0, the feature term on where a
+# feature net is available (its weight is then that F's own, nets/features.py). encoder and hybrid take E(x) as it
+# is, as IDInvert does (no projection onto the prior): an encoder trained on real images only (objective=idinvert)
+# puts half its coordinates outside a uniform prior's [-1, 1], and clipping them quadruples its error on the digits
+# (BENCHMARKS.md); the latent regressor's z barely moves either way.
+DEFAULTS = {
+    "optimize": InversionSettings(),
+    "encoder": InversionSettings(keep_prior="none"),
+    "hybrid": InversionSettings(lr=0.01, features="auto", keep_prior="none"),
+}
 
 
 @dataclass

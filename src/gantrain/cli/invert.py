@@ -3,15 +3,17 @@
 Finds latents z with G(z) close to each image of DIR and writes the reconstructions (same relative file
 names), `latents.npy` (one row per image, sorted file-name order), `latents.json` (those file names and the
 settings) and `metrics.json` (per-image and mean MSE and PSNR on [0, 1] images, wall and CPU seconds per image).
-`encoder`/`hybrid` use the run's own encoder (BiGAN, latent_encoder) or the one of `--encoder RUN`.
+`encoder`/`hybrid` use the run's own encoder (BiGAN, latent_encoder) or the one of `--encoder RUN`. Each method's
+defaults are `gantrain.inversion.DEFAULTS` (hybrid: IDInvert's); a flag left out keeps its method's default.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +22,34 @@ import torch
 from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.data.images import decode_all, list_images, save_png
 from gantrain.errors import GantrainError
-from gantrain.inversion import KEEP_PRIOR, METHODS, InversionSettings, invert, latent_of, reconstruction_error
+from gantrain.inversion import DEFAULTS, KEEP_PRIOR, METHODS, InversionSettings, invert, latent_of, reconstruction_error
+from gantrain.nets.features import FEATURES, FeatureNet, build_features
 from gantrain.runs import build_data, load_trained
 
-DEFAULTS = InversionSettings()
+log = logging.getLogger("gantrain.invert")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="gantrain-invert", description=__doc__.splitlines()[0])
+    opt, hyb = DEFAULTS["optimize"], DEFAULTS["hybrid"]
     p.add_argument("run", help="run directory (its newest valid checkpoint) or a checkpoint file of an unconditional generator")
     p.add_argument("--input", required=True, help="folder of images to invert (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--method", choices=METHODS, default="hybrid")
     p.add_argument("--encoder", help="run with the encoder for encoder/hybrid (default: the run's own E)")
-    p.add_argument("--steps", type=int, default=None, help=f"Adam steps (default {DEFAULTS.steps} for optimize, 50 for hybrid)")
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    p.add_argument("--restarts", type=int, default=DEFAULTS.restarts, help="random starts per image (optimize); the best is kept")
-    p.add_argument("--lambda-dom", type=float, default=DEFAULTS.lambda_dom, help="hybrid: weight of ||z - E(G(z))||^2")
-    p.add_argument("--feature-weight", type=float, default=DEFAULTS.feature_weight,
-                   help="optimize/hybrid: add this weight x ||F(x) - F(G(z))||^2, F = the dataset classifier's features "
-                        "(a perceptual term for digit-like data; trained and cached on first use)")
-    p.add_argument("--keep-prior", choices=KEEP_PRIOR, default=DEFAULTS.keep_prior,
-                   help="keep z on the prior: clip, resample out-of-range coordinates, or none")
+    p.add_argument("--steps", type=int, help=f"Adam steps (default {opt.steps} for optimize, {hyb.steps} for hybrid)")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {opt.lr} for optimize, {hyb.lr} for hybrid)")
+    p.add_argument("--restarts", type=int, help=f"random starts per image (optimize, default {opt.restarts}); the best is kept")
+    p.add_argument("--lambda-dom", type=float, help=f"hybrid: weight of ||z - E(G(z))||^2 (default {hyb.lambda_dom})")
+    p.add_argument("--features", choices=FEATURES,
+                   help="F of the perceptual term ||F(x) - F(G(z))||^2 (optimize/hybrid): the dataset classifier's trunk "
+                        "(trained and cached on first use), torchvision's VGG16 conv4_3 (downloaded on first use), auto "
+                        f"(the classifier where the run's data has one, else none) or none; default {hyb.features} for "
+                        f"hybrid, {opt.features} for optimize, classifier when only --feature-weight is given")
+    p.add_argument("--feature-weight", type=float, help="weight of the perceptual term (default: the F's own, nets/features.py)")
+    p.add_argument("--keep-prior", choices=KEEP_PRIOR,
+                   help=f"keep z on the prior: clip, resample out-of-range coordinates, or none (default {opt.keep_prior} for "
+                        f"optimize, {hyb.keep_prior} for encoder and hybrid, as IDInvert)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -49,24 +57,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-HYBRID_STEPS = 50
+def settings_of(args: argparse.Namespace) -> InversionSettings:
+    """The method's defaults with what the command line sets (`feature_weight` is set once F is built). A bare
+    --feature-weight keeps the meaning it had before --features: the dataset classifier's features."""
+    given = {k: getattr(args, k) for k in ("steps", "lr", "restarts", "lambda_dom", "keep_prior", "features")}
+    if args.feature_weight and args.features is None:
+        given["features"] = "classifier"
+    if args.method == "encoder":
+        given["features"] = "none"  # one forward pass: no loss, no F
+    return replace(DEFAULTS[args.method], **{k: v for k, v in given.items() if v is not None})
 
 
-def classifier_features(ckpt: dict, device: torch.device):
-    """F for the perceptual term: the trunk of the run's dataset classifier (`metrics.classifier`), frozen."""
+def feature_net(ckpt: dict, kind: str, device: torch.device) -> FeatureNet:
+    """F for the perceptual term, for the run's own data (rebuilt from its stored config)."""
     from omegaconf import OmegaConf
 
-    from gantrain.data.base import InMemoryImages
-    from gantrain.metrics.classifier import load_or_train
-
     cfg = OmegaConf.create(ckpt["config"])
-    data = build_data(cfg)
-    train, test = data.split("train"), data.split(cfg.eval.split)
-    if not isinstance(train, InMemoryImages) or not isinstance(test, InMemoryImages) or data.info.num_classes < 2:
-        raise GantrainError(f"--feature-weight needs a labelled in-memory dataset for its classifier; data={data.info.name} is not one")
-    net, _ = load_or_train(data.info.name, train, test, data.info.channels, data.info.num_classes, device, cfg.eval.classifier_cache)
-    net.eval().requires_grad_(False)
-    return lambda x: net.trunk(x)
+    data = None
+    if kind in ("auto", "classifier"):
+        try:
+            data = build_data(cfg)
+        except GantrainError as exc:
+            if kind == "classifier":
+                raise
+            log.info("the run's data (data=%s) cannot be loaded here (%s)", cfg.data.name, exc)
+    return build_features(kind, data, device, cfg.eval.classifier_cache)
 
 
 @one_line_errors
@@ -84,10 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     model, nets, ckpt, _ = load_trained(args.run, args.device, prefer_ema=not args.no_ema)
     encoder_model = load_trained(args.encoder, args.device, prefer_ema=not args.no_ema).model if args.encoder else None
     latent = latent_of(model, nets, encoder_model)
-    steps = args.steps if args.steps is not None else (HYBRID_STEPS if args.method == "hybrid" else DEFAULTS.steps)
-    settings = InversionSettings(steps=steps, lr=args.lr, restarts=args.restarts, lambda_dom=args.lambda_dom,
-                                 feature_weight=args.feature_weight, keep_prior=args.keep_prior)
-    features = classifier_features(ckpt, model.rt.device) if args.feature_weight > 0 else None
+    settings = settings_of(args)
+    feats = feature_net(ckpt, settings.features, model.rt.device)
+    settings.feature_weight = feats.weight(args.feature_weight)
+    features = feats.fn if settings.feature_weight > 0 else None
+    if args.method != "encoder":
+        log.info("%s%s", feats.description, f", weight {settings.feature_weight:g}" if features is not None else "")
     images, bad = decode_all(files, model.info.channels, model.info.image_size)
     if bad:
         raise GantrainError(f"cannot read {files[bad[0]]} (and {len(bad) - 1} more); remove or fix the file(s)")
@@ -113,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         save_png(img, out / name)
     np.save(out / "latents.npy", z_all.numpy().astype(np.float32))
     setup = {"method": args.method, "run": str(args.run), "encoder": args.encoder, "z_dim": latent.z_dim,
-             "z_dist": latent.z_dist, **asdict(settings), "seed": args.seed, "device": str(device)}
+             "z_dist": latent.z_dist, **asdict(settings), "feature_net": feats.kind if features is not None else "none",
+             "seed": args.seed, "device": str(device)}
     (out / "latents.json").write_text(json.dumps({"files": names, **setup}, indent=1))
     metrics = {
         **setup,

@@ -67,6 +67,15 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     return (grads.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
 
+def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(critic logits on `real`, R1 = E[||grad_x D(x)||^2] on them) (Mescheder et al. 2018); the caller scales R1 by
+    gamma / 2, as StyleGAN's and IDInvert's `D_logistic_simplegp` do. The logits serve D's real term too."""
+    real = real.detach().requires_grad_(True)
+    logits = critic(real)
+    (grads,) = torch.autograd.grad(logits.float().sum(), real, create_graph=True)
+    return logits, grads.float().pow(2).flatten(1).sum(1).mean()
+
+
 @torch.no_grad()
 def clip_weights_(*nets: nn.Module, value: float) -> None:
     """WGAN (weight clipping): keep every parameter of the critics in [-value, value] after their update

@@ -3,7 +3,7 @@
 A backbone maps [-1, 1] images to `pool` features (for FID/KID) and class `logits` (for IS), and describes
 itself in `protocol` (name, weights hash, resize): that record travels with every score and keys the cached
 reference statistics. `inception` is the standard; `classifier` is the dataset's own classifier
-(metrics/classifier.py), for data where Inception features say little (the digits, small grey images).
+(nets/classifier.py), for data where Inception features say little (the digits, small grey images).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages
 from gantrain.errors import GantrainError
 from gantrain.metrics import inception
-from gantrain.metrics.classifier import classify, load_or_train
+from gantrain.nets.classifier import classify, load_or_train
 
 
 class Backbone:
@@ -70,7 +70,7 @@ class ClassifierBackbone(Backbone):
         self.net, cls_protocol = load_or_train(info.name, train, test, info.channels, info.num_classes, device, cfg.eval.classifier_cache)
         self.device = device
         self.protocol = {
-            "backbone": f"{info.name} classifier (metrics/classifier.py, trained on the train split)",
+            "backbone": f"{info.name} classifier (nets/classifier.py, trained on the train split)",
             "weights_sha256": cls_protocol["weights_sha256"],
             "classifier": cls_protocol,
             "resize": f"none (native {info.image_size}x{info.image_size})",

@@ -4,7 +4,7 @@
 - `test_PSNR`: mean over images of 10 log10(1 / MSE) on [0, 1] images, in dB (capped at 100), by the one PSNR
   of gantrain/inversion.py that the inversion metrics use too.
 - With a labelled dataset that names a classifier per side (edges2digits: B is the digits): `class_acc`, the
-  share of translations the project's classifier for the target side (metrics/classifier.py, trained on real
+  share of translations the project's classifier for the target side (nets/classifier.py, trained on real
   target images and cached) reads as the source's class; `class_acc_real` is that classifier's accuracy on
   the real targets (the ceiling); `cls_fd` the Fréchet distance of translations vs real targets in its features.
 """
@@ -15,7 +15,7 @@ import torch
 
 from gantrain.inversion import reconstruction_error
 from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
-from gantrain.metrics.classifier import classify, load_or_train
+from gantrain.nets.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features
 
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
 from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
-from gantrain.metrics.classifier import SmallClassifier, cache_file, cached_net, train_seeded
+from gantrain.nets.classifier import SmallClassifier, cache_file, cached_net, train_seeded
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
-from gantrain.metrics.classifier import classify, load_or_train
+from gantrain.nets.classifier import classify, load_or_train
 from gantrain.metrics.frechet import frechet_distance_features, kid_from_features
 
 

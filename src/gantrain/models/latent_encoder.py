@@ -1,8 +1,13 @@
 """`model=latent_encoder model.generator=RUN`: an encoder E for a frozen, already trained generator.
 
-The latent regressor of GAN inversion: min_E E_z ||z - E(G(z))||^2 on fresh pairs (z, G(z)) each batch.
-With `image_weight > 0` it also trains on the real images of `data` through G (the in-domain variant:
-+ image_weight * ||x - G(E(x))||^2), which helps it transfer from G's samples to real images.
+Two objectives (`objective`):
+- `regressor`, the latent regressor of GAN inversion: min_E E_z ||z - E(G(z))||^2 on fresh pairs (z, G(z)) each
+  batch. With `image_weight > 0` it also trains on the real images of `data` through G (+ image_weight *
+  ||x - G(E(x))||^2), which helps it transfer from G's samples to real images.
+- `idinvert`, In-Domain GAN Inversion's domain-guided encoder (Zhu et al. 2020, genforce/idinvert
+  training/loss_encoder.py), on real images only: ||x - G(E(x))||^2 + feature_weight ||F(x) - F(G(E(x)))||^2
+  + adv_weight softplus(-D(G(E(x)))), then D: softplus(D(G(E(x)))) + softplus(-D(x)) + r1_gamma / 2 R1(x).
+  F is `features` (nets/features.py); the term is off when no feature net is available, and the log says which.
 
 G comes from RUN (a run directory or checkpoint of any family with an unconditional generator G: gan,
 dcgan, bigan); its EMA weights are used when the run kept them. The generator's model config is copied
@@ -12,19 +17,27 @@ or invert). `gantrain-invert THIS_RUN --method encoder|hybrid` then uses G and E
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
 from omegaconf import MISSING, OmegaConf
 
-from gantrain.data.base import DataInfo
+from gantrain.data.base import DataInfo, DataSource
 from gantrain.errors import GantrainError
+from gantrain.losses import make_loss, r1_penalty
 from gantrain.models.base import GANModel
+from gantrain.nets.dcgan import DCGANDiscriminator
 from gantrain.nets.encoder import ENCODER_ARCHS, build_encoder
+from gantrain.nets.features import FEATURES, build_features
 from gantrain.nets.init import init_weights
 from gantrain.runs import build_model, load_trained
+
+log = logging.getLogger(__name__)
+OBJECTIVES = ("regressor", "idinvert")
 
 
 class LatentEncoder(GANModel):
@@ -34,12 +47,20 @@ class LatentEncoder(GANModel):
     class Config:
         name: str = MISSING
         generator: Optional[str] = MISSING  # run directory or checkpoint of the trained generator (required)
+        objective: str = MISSING  # regressor | idinvert
         arch: str = MISSING  # dcgan (conv) | mlp
         ndf: int = MISSING
         hidden: list[int] = MISSING  # arch=mlp
         norm: str = MISSING
         latent_weight: float = MISSING  # ||z - E(G(z))||^2 on G's samples
         image_weight: float = MISSING  # ||x - G(E(x))||^2 on real images (in-domain variant)
+        features: str = MISSING  # idinvert: F of the feature term (auto | classifier | vgg16 | none)
+        feature_weight: Optional[float] = MISSING  # idinvert: null = F's own default (nets/features.py)
+        feature_cache: Optional[str] = MISSING  # folder of the cached classifier (null: ~/.cache/gantrain/classifiers)
+        adv_weight: float = MISSING  # idinvert: weight of E's adversarial term
+        r1_gamma: float = MISSING  # idinvert: D's R1 penalty, gamma / 2 * E||grad_x D(x)||^2
+        d_ndf: int = MISSING  # idinvert: width of D (a DCGAN discriminator)
+        d_norm: str = MISSING
         use_ema: bool = MISSING  # take the generator run's EMA weights when it has them
         init_type: str = MISSING
         init_gain: float = MISSING
@@ -49,13 +70,22 @@ class LatentEncoder(GANModel):
         super().__init__(cfg, info)
         if cfg.arch not in ENCODER_ARCHS:
             raise GantrainError(f"unknown model.arch {cfg.arch!r}; choose one of: {', '.join(ENCODER_ARCHS)}")
-        if cfg.latent_weight <= 0 and cfg.image_weight <= 0:
+        if cfg.objective not in OBJECTIVES:
+            raise GantrainError(f"unknown model.objective {cfg.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+        if cfg.features not in FEATURES:
+            raise GantrainError(f"unknown model.features {cfg.features!r}; choose one of: {', '.join(FEATURES)}")
+        if cfg.objective == "regressor" and cfg.latent_weight <= 0 and cfg.image_weight <= 0:
             raise GantrainError("model.latent_weight and model.image_weight are both 0: the encoder would learn nothing")
         self.nets["G"], self.gen_cfg = self._generator(cfg, info)
         self.nets["G"].requires_grad_(False)
         self.nets["E"] = build_encoder(cfg.arch, info.channels, info.image_size, self.latent_prior[0], ndf=cfg.ndf,
                                        hidden=list(cfg.hidden), norm=cfg.norm)
         init_weights(self.nets["E"], cfg.init_type, cfg.init_gain)
+        self.features, self.feature_weight = None, 0.0  # idinvert's F, set in `prepare` (it needs the data)
+        if cfg.objective == "idinvert":
+            self.nets["D"] = DCGANDiscriminator(info.channels, info.image_size, cfg.d_ndf, cfg.d_norm)
+            init_weights(self.nets["D"], cfg.init_type, cfg.init_gain)
+            self.adversarial = make_loss("bce")  # the logistic loss: softplus(-D(real)), softplus(D(fake))
 
     @staticmethod
     def _generator(cfg, info: DataInfo) -> tuple[nn.Module, Any]:
@@ -89,13 +119,51 @@ class LatentEncoder(GANModel):
         super().attach(runtime)
         self.nets["G"].eval()  # frozen: BN uses its running statistics, as at sampling time
 
+    def prepare(self, data: DataSource, run_dir: Path | None = None) -> None:
+        """idinvert: build F (the digits classifier is trained and cached on first use) and say which one is used."""
+        if self.cfg.objective != "idinvert":
+            return
+        feats = build_features(self.cfg.features, data, self.rt.device, self.cfg.feature_cache)
+        self.features, self.feature_weight = feats.fn, feats.weight(self.cfg.feature_weight)
+        log.info("latent_encoder idinvert: %s%s", feats.description,
+                 f", weight {self.feature_weight:g}" if self.features is not None else "")
+
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"E": list(self.nets["E"].parameters())}
+        return {name: list(self.nets[name].parameters()) for name in ("E", "D") if name in self.nets}
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        self.nets["G"].eval()  # the trainer puts every net back in train mode after sampling
+        if self.cfg.objective == "idinvert":
+            return self._idinvert_step(batch["image"])
+        return self._regressor_step(batch["image"])
+
+    def _idinvert_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """E's step then D's, as IDInvert's training loop runs them; D scores this step's reconstructions."""
+        G, E, D, rt = self.nets["G"], self.nets["E"], self.nets["D"], self.rt
+        out: dict[str, torch.Tensor] = {}
+        with self.frozen(D), rt.autocast():
+            recon = G(E(x))
+            pixel = (recon.float() - x).pow(2).mean()
+            adv = self.adversarial.generator(D(recon))
+            loss = pixel + self.cfg.adv_weight * adv
+            if self.features is not None and self.feature_weight > 0:
+                feat = (self.features(recon).float() - self.features(x).float()).pow(2).mean()
+                loss = loss + self.feature_weight * feat
+                out["feature_mse"] = feat.detach()
+        self.update("E", loss)
+        out.update(E=loss.detach(), image_mse=pixel.detach(), E_adv=adv.detach())
+        with rt.autocast():
+            fake = self.adversarial.discriminator(D(recon.detach()), real=False)
+            with rt.penalty_precision():
+                real_logits, r1 = r1_penalty(D, x)
+            real = self.adversarial.discriminator(real_logits, real=True)
+            d_loss = real + fake + self.cfg.r1_gamma / 2 * r1
+        self.update("D", d_loss)
+        out.update(D=d_loss.detach(), D_real=real.detach(), D_fake=fake.detach(), r1=r1.detach())
+        return out
+
+    def _regressor_step(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         G, E, rt = self.nets["G"], self.nets["E"], self.rt
-        G.eval()  # the trainer puts every net back in train mode after sampling
-        x = batch["image"]
         z = self.sample_z(x.shape[0])
         out: dict[str, torch.Tensor] = {}
         with rt.autocast():
