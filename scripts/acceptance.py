@@ -54,6 +54,8 @@ FAMILIES: dict[str, list[str]] = {
     "discogan": ["model=discogan", "data=digits2negative"],
     "unit": ["model=unit", "data=digits2negative"],
     "pix2pix": ["model=pix2pix", "data=edges2digits"],
+    "cut": ["model=cut", "data=digits2edges"],
+    "fastcut": ["model=fastcut", "data=digits2edges"],
 }
 QUICK: dict[str, list[str]] = {
     "gan": ["data.image_size=16", "model.g_hidden=[32]", "model.d_hidden=[32]", "model.z_dim=8"],
@@ -71,11 +73,15 @@ QUICK: dict[str, list[str]] = {
     "discogan": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.official_mix=true", "model.curriculum_iters=2"],
     "unit": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.n_res=1", "model.netD=basic"],
     "pix2pix": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=unet_32"],
+    "cut": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=resnet_2blocks", "model.nce_layers=[0,4,8,10]",
+            "model.num_patches=16", "model.netF_nc=8"],
+    "fastcut": ["data.batch_size=2", "model.ngf=4", "model.ndf=4", "model.netG=resnet_2blocks", "model.nce_layers=[0,4,8,10]",
+                "model.num_patches=16", "model.netF_nc=8"],
 }
 EMA_FAMILIES = ("gan", "dcgan", "cgan", "acgan", "gan_cls", "cogan")  # single-generator-sampling families
 COMPILE = ("dcgan", "cyclegan")
 PRECISIONS = ("32", "bf16", "16")
-TRANSLATE = ("cyclegan", "dualgan", "discogan", "unit", "pix2pix")
+TRANSLATE = ("cyclegan", "dualgan", "discogan", "unit", "pix2pix", "cut", "fastcut")  # cut/fastcut: AtoB only
 SAMPLE = ("gan", "dcgan", "cgan", "acgan", "bigan", "cogan")
 INVERT = ("latent_encoder",)
 COMMON = ["trainer.max_epochs=null", "trainer.progress_bar=false", "logger.tensorboard=false", "trainer.keep_last=10"]
