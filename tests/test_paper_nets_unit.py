@@ -116,9 +116,13 @@ def test_digits_presets_keep_the_nets_they_were_measured_with():
 
 
 def test_official_nets_train_and_resume_bitwise(tmp_path):
-    """The default (official) nets with the 3-scale D, shrunk: 4 steps straight == 2 + resume + 2."""
+    """The default (official) nets with the 3-scale D, shrunk: 4 steps straight == 2 + resume + 2.
+
+    At fp32: on 32 px digits the coarsest scale's third conv sees a 1x1 map (3x3, stride 2, padding 1), a shape for
+    which torch 2.14.1's bf16 CPU convolution (oneDNN, AMX) returns a weight gradient that changes from call to call
+    (not gantrain's state: two straight runs differ too), so `auto` = bf16 on such CPUs cannot be bitwise here."""
     run = ["model=unit", "data=digits2negative", "model.arch=official", "model.n_scales_D=3", "model.netD=unit",
-           "model.n_res=1", "model.dropout=true", *NARROW, "trainer.max_steps=4"]
+           "model.n_res=1", "model.dropout=true", *NARROW, "trainer.max_steps=4", "trainer.precision=32"]
     train(run, tmp_path / "straight")
     shutil.copytree(tmp_path / "straight", tmp_path / "halves")
     for name in ("last.pt", runs.snapshot_name(4)):
