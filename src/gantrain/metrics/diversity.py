@@ -3,7 +3,7 @@
 A GAN-CLS generator tends to ignore z: for one caption every sample looks alike, which attribute accuracy does
 not see. For CAPTIONS test captions of distinct content (those with the most real images), SAMPLES images are
 generated (z drawn from `eval.seed`) and their mean pairwise distance is set against that of up to REAL real
-images of the same content: the same class in `eval.split` on class-split data; on data with attributes
+images of the same content: the same class in the test split on class-split data; on data with attributes
 (shapes: the same attribute combination, which means the same in both splits) the train split adds its images.
 Distance: root-mean-square pixel difference in [-1, 1] (a pixel measure: it sees shifts and sizes, which is what
 varies between real shapes images with one caption). Reported: `diversity_fake`,
@@ -72,19 +72,19 @@ class CaptionDiversity(Metric):
         """Chooses the captions and measures their real images once (the caption bank exists by now: it is built
         before training and kept in checkpoints)."""
         super().__init__(setup)
-        split, bank = self.data.split(self.cfg.eval.split), setup.model.caption_bank()
+        split, bank = self.data.split("test"), setup.model.caption_bank()  # the bank holds test captions
         if not isinstance(split, CaptionedImages):
             raise GantrainError(f"eval.metrics=[caption_diversity] needs a captioned dataset; data={self.info.name} is not")
         if "index" not in bank:
             raise GantrainError("eval.metrics=[caption_diversity]: this run's caption bank predates the metric (no "
                                 "test-image index); evaluate a run trained with this gantrain version")
         # attribute combinations mean the same in both splits (shapes): the train split adds real images per caption
-        pools = [split, self.data.split("train")] if self.info.attributes and self.cfg.eval.split != "train" else [split]
+        pools = [split, self.data.split("train")] if self.info.attributes else [split]
         content = torch.cat([p.content.cpu() for p in pools])
         chosen = pick_captions(content, split.content.cpu()[bank["index"]], CAPTIONS)
         if not chosen:
             raise GantrainError(f"eval.metrics=[caption_diversity]: no caption of data={self.info.name}'s "
-                                f"{self.cfg.eval.split} split has two real images; use other metrics")
+                                "test split has two real images; use other metrics")
         self.rows = [row for row, _ in chosen]
         self.real = [mean_pairwise(_images(pools, members)) for _, members in chosen]
         self.protocol = {"captions": len(chosen), "samples_per_caption": SAMPLES, "distance": "rms pixel, [-1, 1]",
