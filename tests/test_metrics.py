@@ -369,7 +369,8 @@ def test_inception_backbone_runs_with_a_weights_file(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ which metrics, and whether they fit the run
 FAMILY_DEFAULTS = {  # what the family recipes set before families declared them (behaviour unchanged)
     "gan": ["classifier"], "dcgan": ["classifier"], "cgan": ["classifier"], "acgan": ["classifier"],
-    "bigan": ["classifier", "latent_probe", "reconstruction"], "cogan": ["pair_agreement"], "gan_cls": ["text2image"],
+    "bigan": ["classifier", "latent_probe", "reconstruction"], "cogan": ["pair_agreement"],
+    "gan_cls": ["text2image", "caption_diversity"],
     "cyclegan": ["translation"], "dualgan": ["translation"], "discogan": ["translation"], "unit": ["translation"],
     "cut": ["translation"], "fastcut": ["translation"], "pix2pix": ["paired"], "latent_encoder": ["classifier"],
 }

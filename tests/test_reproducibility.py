@@ -24,6 +24,9 @@ NARROW = ["model.ngf=4", "model.ndf=4"]
 EMA = ["trainer.ema.decay=0.9", "trainer.ema.bn_batches=2"]
 MLP = ["model.g_hidden=[16]", "model.d_hidden=[16]", "model.z_dim=4"]
 SHAPES = ["data.num_train=48", "data.num_test=16", "data.image_size=16"]
+# gan_cls as the official code runs it (the shapes preset turns these off): 4 captions averaged, residual blocks, GAN-INT
+OFFICIAL_CLS = ["model.num_captions=4", "model.g_residual=true", "model.d_residual=true", "model.interpolate=true",
+                "model.proj_norm_D=batch"]
 
 # every family on its embedded preset data, shrunk to tiny widths; {gen} is a dcgan run for latent_encoder
 FAMILIES: dict[str, list[str]] = {
@@ -32,7 +35,8 @@ FAMILIES: dict[str, list[str]] = {
     "cgan": ["model=cgan", "data.image_size=16", "model.z_dim=4", *NARROW, *EMA],
     "acgan": ["model=acgan", "data.image_size=16", "model.z_dim=4", *NARROW, *EMA],
     "gan_cls": ["model=gan_cls", "data=shapes", *SHAPES, *NARROW, "model.pretrain_steps=2", "model.pretrain_batch=8",
-                "model.text_dim=8", "model.proj_dim=4", "model.word_dim=4", "model.bank_size=8", *EMA],
+                "model.text_dim=8", "model.proj_dim=4", "model.word_dim=4", "model.bank_size=8", *EMA,
+                *OFFICIAL_CLS],
     "bigan": ["model=bigan", "data.image_size=16", "model.g_hidden=[16]", "model.e_hidden=[16]", "model.d_x_hidden=[16]",
               "model.d_z_hidden=[8]", "model.d_joint_hidden=[16]", "model.z_dim=4", *EMA],
     "latent_encoder": ["model=latent_encoder", "model.generator={gen}", "data.image_size=16", "model.ndf=4",

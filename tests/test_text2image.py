@@ -198,6 +198,8 @@ def test_cli_train_evaluate_and_sample_from_text(tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     final = {k: v for r in rows for k, v in r.items()}
     assert {"eval/attr_acc_colour", "eval/attr_acc_position", "loss/score_wrong", "loss/D_wrong"} <= set(final)
+    assert {"eval/diversity_ratio", "eval/diversity_real", "eval/fill_shape_acc", "eval/fill_real_circle"} <= set(final)
+    assert final["eval/diversity_real"] > 0 and 0 <= final["eval/fill_real_shape_acc"] <= 1
     assert (run / "text_encoder.pt").is_file() and list((run / "samples").glob("captions_*.png"))
     (tmp_path / "caps.txt").write_text("a large blue square at the bottom\n")
     out = tmp_path / "out"
@@ -211,3 +213,47 @@ def test_cli_train_evaluate_and_sample_from_text(tmp_path):
     assert (out / "002-a-large-blue-square-at-the-bottom" / "00001.png").is_file() and (out / "interpolation.png").is_file()
     res = run_cli(["gantrain.cli.sample", str(run), "--num", "3", "--out", str(tmp_path / "plain"), "--device", "cpu"], tmp_path)
     assert res.returncode == 0 and len(list((tmp_path / "plain").glob("*.png"))) == 3
+
+
+def test_an_embedding_averages_num_captions_captions_of_its_image(tmp_path):
+    """The official numCaption: 4 captions of the image drawn independently from the item key, the batch's own
+    caption first, their embeddings averaged (for the wrong caption: 4 captions of the mismatching image)."""
+    from gantrain.data.captions import caption_set
+
+    data = shapes(tmp_path)
+    batch = data.split("train").batch(torch.arange(8), torch.Generator().manual_seed(0))
+    tables = {"train": torch.randn(96, 5, 12), "test": torch.randn(24, 5, 12)}
+    torch.save(tables, tmp_path / "emb.pt")
+    model, _ = make_model(tmp_path, text_encoder="precomputed", text_encoder_path=str(tmp_path / "emb.pt"), text_dim=12,
+                          num_captions=4)
+    caps = caption_set(batch["caption"], batch["key"], 4, 5)
+    assert caps.shape == (8, 4) and torch.equal(caps[:, 0], batch["caption"])
+    assert torch.equal(caps, caption_set(batch["caption"], batch["key"], 4, 5))  # a function of the keys only
+    want = tables["train"][batch["index"][:, None], caps].mean(1)
+    assert torch.allclose(model.text.embed_batch(batch), want)
+    wrong = caption_set(batch["wrong_caption"], batch["key"], 4, 5, wrong=True)
+    assert torch.allclose(model.text.embed_batch(batch, "wrong_"), tables["train"][batch["wrong_index"][:, None], wrong].mean(1))
+    learned, _ = make_model(tmp_path, num_captions=4)
+    T, tokens = learned.nets["T"], data.split("train").tokens
+    with torch.no_grad():
+        each = torch.stack([T(tokens[batch["index"], caps[:, j]]) for j in range(4)], 1)
+    assert torch.allclose(learned.text.embed_batch(batch), each.mean(1), atol=1e-5)
+    one, _ = make_model(tmp_path)  # the preset's 1: the batch's caption, as before
+    assert torch.equal(one.text.embed_batch(batch), one.nets["T"](batch["tokens"]))
+
+
+def test_fill_ratio_reads_the_shape_of_real_images():
+    """Square ~1, disc ~pi/4, triangle ~1/2 on the rendered shapes (large, 64 px); an empty image reads 0."""
+    import numpy as np
+
+    from gantrain.data.shapes import render
+    from gantrain.metrics.shape_fill import fill_ratio, fill_scores
+
+    attrs = np.array([[c, s, 1, 0] for s in range(3) for c in range(7)])
+    images = render(attrs, 64, np.random.default_rng(0)).float().div(127.5).sub(1)
+    fill = fill_ratio(images).view(3, 7).mean(1)
+    assert abs(fill[0] - torch.pi / 4) < 0.05 and fill[1] > 0.95 and abs(fill[2] - 0.5) < 0.06
+    assert fill_ratio(-torch.ones(1, 3, 8, 8)).item() == 0.0
+    shape = torch.from_numpy(attrs[:, 1])
+    out = fill_scores(images, shape, images, shape, ["circle", "square", "triangle"])
+    assert out["fill_shape_acc"] == out["fill_real_shape_acc"] == 1.0 and out["fill_square"] == out["fill_real_square"]

@@ -256,6 +256,9 @@ ALLOWED: dict[str, Allowed] = {
     "model.curriculum_iters": AT_LEAST_0,
     "model.test_mode": Allowed(choices=("train", "eval")),
     "model.proj_dim": AT_LEAST_1,
+    "model.proj_norm_G": Allowed(choices=("batch", "layer", "none")),
+    "model.proj_norm_D": Allowed(choices=("batch", "layer", "none")),
+    "model.num_captions": Allowed(low=1, high=16),  # data.keys: 16 draw numbers per caption set
     "model.cls_weight": AT_LEAST_0,
     "model.int_beta": FRACTION,
     "model.text_dim": AT_LEAST_1,

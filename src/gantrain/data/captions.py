@@ -15,7 +15,7 @@ import torch
 
 from gantrain.data.augment import random_flip
 from gantrain.data.base import InMemorySplit, take
-from gantrain.data.keys import CAPTION, WRONG, WRONG_CAPTION, draw
+from gantrain.data.keys import CAPTION, EXTRA_CAPTION, EXTRA_WRONG_CAPTION, WRONG, WRONG_CAPTION, draw
 
 PAD, UNK = "<pad>", "<unk>"
 MISMATCH_TRIES = 16
@@ -53,12 +53,24 @@ def decode_tokens(ids: torch.Tensor, vocab: list[str]) -> str:
     return " ".join(vocab[i] for i in ids.tolist() if i != 0)
 
 
+def caption_set(first: torch.Tensor, keys: torch.Tensor, m: int, k: int, wrong: bool = False) -> torch.Tensor:
+    """(B, m) caption numbers (of the k per image) per item: the batch's own `caption` (or `wrong_caption`) first,
+    then m - 1 more drawn from the item keys independently, with replacement (as the official loader,
+    reedscot/icml2016 data/donkey_folder_txt.lua `sample_no_repl`, draws its `numCaption` captions)."""
+    if m == 1:
+        return first[:, None]
+    start = EXTRA_WRONG_CAPTION if wrong else EXTRA_CAPTION
+    more = draw(keys[:, None], torch.arange(start, start + m - 1, device=keys.device)[None, :], k)
+    return torch.cat([first[:, None], more], 1)
+
+
 class CaptionedImages(InMemorySplit):
     """uint8 images (N, C, H, W), token ids (N, K, L), a content id per image (N,) that decides which captions
     mismatch, and optional attributes (N, A) for attribute metrics.
 
     `batch` returns `image`, `tokens` (B, L), `index`, `caption` (which of the K), `wrong_tokens`,
-    `wrong_index`, `wrong_caption`, and `attrs` when there are attributes.
+    `wrong_index`, `wrong_caption`, `key` (the item keys, from which `caption_set`
+    draws more captions per item), and `attrs` when there are attributes.
     """
 
     def __init__(self, images: Any, tokens: torch.Tensor, content: torch.Tensor,
@@ -108,6 +120,7 @@ class CaptionedImages(InMemorySplit):
             "wrong_tokens": self.tokens[wrong, wrong_caption],
             "wrong_index": wrong,
             "wrong_caption": wrong_caption,
+            "key": keys,
         }
         if self.attrs is not None:
             out["attrs"] = self.attrs.index_select(0, index)

@@ -21,6 +21,8 @@ _GOLDEN = 0x9E3779B9
 PARTNER, TOP, LEFT, FLIP = 0, 1, 2, 3
 B_TOP, B_LEFT, B_FLIP = 4, 5, 6
 CAPTION, WRONG_CAPTION, WRONG = 7, 8, 16  # WRONG .. WRONG + MISMATCH_TRIES - 1: mismatch candidates
+# the 2nd, 3rd, ... caption of an item whose embedding averages several (`model.num_captions`, at most 16)
+EXTRA_CAPTION, EXTRA_WRONG_CAPTION = 32, 48
 
 
 def _mix(h: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 A project-side classifier with one head per attribute (for shapes: colour, shape, size, position) is trained on
 the real training images and cached like the dataset classifiers; it then reads the attributes of images
 generated from test-split captions. Reported: `attr_acc_<name>` per attribute, `attr_acc_all` (every attribute
-right), and `attr_real_acc_<name>` (the classifier on real test images: the ceiling).
+right), and `attr_real_acc_<name>` (the classifier on real test images: the ceiling). Data with a `shape` attribute
+(shapes) also gets the pixel-level fill-ratio reading of `shape_fill` beside the classifier's shape accuracy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from gantrain.data.captions import CaptionedImages
 from gantrain.errors import GantrainError
 from gantrain.metrics.base import EvalContext, EvalSetup, Metric, register
+from gantrain.metrics.shape_fill import fill_scores
 from gantrain.nets.classifier import SmallClassifier, cache_file, cached_net, train_seeded
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class TextToImageMetrics(Metric):
         super().__init__(setup)
         self.attributes: dict[str, list[str]] = dict(setup.info.attributes)
         self._net: AttributeClassifier | None = None
+        self._real: tuple[torch.Tensor, torch.Tensor] | None = None  # eval-split images and their shapes (fill ratio)
 
     def _setup(self) -> None:
         train, test = self.data.split("train"), self.data.split(self.cfg.eval.split)
@@ -103,6 +106,8 @@ class TextToImageMetrics(Metric):
             self.info.name, train, test, names, [len(v) for v in self.attributes.values()], self.info.channels,
             self.device, self.cfg.eval.classifier_cache,
         )
+        if "shape" in self.attributes:
+            self._real = test.images.float().div(127.5).sub(1.0).cpu(), test.attrs[:, names.index("shape")].cpu()
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         fake, labels = ctx.fake, ctx.labels
@@ -115,4 +120,7 @@ class TextToImageMetrics(Metric):
             out[f"attr_acc_{name}"] = float(right[:, a].float().mean())
             out[f"attr_real_acc_{name}"] = float(self.protocol["test_accuracy"][name])
         out["attr_acc_all"] = float(right.all(1).float().mean())
+        if self._real is not None:
+            shape = list(self.attributes).index("shape")
+            out.update(fill_scores(fake, labels[:, shape].cpu(), *self._real, self.attributes["shape"]))
         return out

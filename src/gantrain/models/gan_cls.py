@@ -5,7 +5,8 @@ real image with a mismatching caption (from an image of other content), s_f = D(
 BCE(s_r, 1) + cls_weight * [BCE(s_w, 0) + BCE(s_f, 0)] (cls_weight 0.5 in the paper); with
 `matching_aware=false` it is the plain conditional GAN BCE(s_r, 1) + BCE(s_f, 0). G is non-saturating on s_f.
 GAN-INT (`interpolate=true`) also feeds G interpolated embeddings beta*h1 + (1 - beta)*h2 of two batch halves;
-only G's loss sees them. Captions are embedded by a frozen encoder (`gantrain.text.conditioning`).
+only G's loss sees them. Captions are embedded by a frozen encoder (`gantrain.text.conditioning`); a training
+embedding is the mean over `num_captions` captions of the image (4 in the official code).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 
 
 class GANCLS(GANModel):
-    default_metrics, conditioning = ("text2image",), "text"
+    default_metrics, conditioning = ("text2image", "caption_diversity"), "text"
 
     @dataclass
     class Config:
@@ -46,7 +47,12 @@ class GANCLS(GANModel):
         ndf: int = MISSING
         norm_G: str = MISSING
         norm_D: str = MISSING
-        proj_dim: int = MISSING  # the text projection (Linear + LeakyReLU 0.2) in G and D
+        g_residual: bool = MISSING  # G's residual bottleneck blocks at 4x4 and 8x8 (official code)
+        d_residual: bool = MISSING  # a residual bottleneck block at D's 4x4 (built, never attached, in the official code)
+        proj_dim: int = MISSING  # the text projection (Linear -> norm -> LeakyReLU 0.2) in G and D
+        proj_norm_G: str = MISSING  # its norm in G (official: none)
+        proj_norm_D: str = MISSING  # its norm in D (official: batch)
+        num_captions: int = MISSING  # captions averaged into one training embedding per image (official numCaption)
         matching_aware: bool = MISSING  # GAN-CLS: the mismatching-caption term; false: plain conditional GAN
         cls_weight: float = MISSING  # weight of each fake term (wrong caption, generated image) in D's loss
         interpolate: bool = MISSING  # GAN-INT: G also trains on interpolated embeddings
@@ -69,8 +75,10 @@ class GANCLS(GANModel):
             raise GantrainError(f"model.int_beta={cfg.int_beta} must lie in [0, 1]")
         vocab: list[str] = list(info.vocab)
         shape = (info.channels, info.image_size)
-        self.nets["G"] = TextConditionedGenerator(cfg.z_dim, cfg.text_dim, cfg.proj_dim, *shape, cfg.ngf, cfg.norm_G)
-        self.nets["D"] = MatchingDiscriminator(cfg.text_dim, cfg.proj_dim, *shape, cfg.ndf, cfg.norm_D)
+        self.nets["G"] = TextConditionedGenerator(cfg.z_dim, cfg.text_dim, cfg.proj_dim, *shape, cfg.ngf, cfg.norm_G,
+                                                  cfg.proj_norm_G, cfg.g_residual)
+        self.nets["D"] = MatchingDiscriminator(cfg.text_dim, cfg.proj_dim, *shape, cfg.ndf, cfg.norm_D, cfg.proj_norm_D,
+                                               cfg.d_residual)
         for net in self.nets.values():
             init_weights(net, cfg.init_type, cfg.init_gain)
         if cfg.text_encoder == "learned":
@@ -99,6 +107,11 @@ class GANCLS(GANModel):
     def embed_texts(self, texts: list[str]) -> tuple[torch.Tensor, list[str]]:
         """Embeddings for free text (`gantrain-sample-text`) and the words the encoder has never seen."""
         return self.text.embed_texts(texts, self.rt.device)
+
+    def caption_bank(self) -> dict[str, Any]:
+        """The fixed test captions evaluation conditions on: `emb`, `index` (their test images), `attrs`, `text`."""
+        self.text.need_bank()
+        return self.text.bank
 
     # ----- training -----
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:

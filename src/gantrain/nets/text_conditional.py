@@ -1,47 +1,98 @@
-"""GAN-CLS networks (Reed et al. 2016): a text-conditioned DCGAN generator and a matching-aware discriminator.
+"""GAN-CLS networks (Reed et al. 2016; layers as the official reedscot/icml2016 main_cls_int.lua builds them).
 
-G: text embedding -> Linear + LeakyReLU 0.2 (the projection) -> concatenated with z -> DCGAN transposed convs.
-D: DCGAN strided convs to 4x4; the projected text is replicated over the 4x4 map and concatenated; then a 1x1
-conv (norm + LeakyReLU) and a 4x4 conv give one score per (image, text) pair.
+G: text embedding -> Linear + LeakyReLU 0.2 (the projection) -> concatenated with z -> transposed convs doubling
+the size from 4x4, BN; at 4x4 and 8x8 a residual bottleneck block (`residual`), elsewhere ReLU; Tanh out.
+D: DCGAN strided convs to 4x4 (optionally a residual bottleneck block there); the projected text (Linear -> BN ->
+LeakyReLU 0.2) is replicated over the 4x4 map and concatenated; then a 1x1 conv (BN + LeakyReLU) and a 4x4 conv
+give one score per (image, text) pair.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn as nn
 
-from gantrain.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from gantrain.nets.norm import norm2d, uses_bias
+from gantrain.nets.dcgan import DCGANDiscriminator, _levels
+from gantrain.nets.norm import norm1d, norm2d, uses_bias
+
+RESIDUAL_LEVELS = 2  # the official G has its blocks at 4x4 and 8x8
+
+
+def _relu() -> nn.Module:
+    return nn.ReLU(inplace=True)
+
+
+def _leaky() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class ResidualBottleneck(nn.Module):
+    """act(x + branch(x)); the branch is a 1x1 conv down to width / 4, a 3x3, a 3x3 back to width, each normed,
+    the activation between them (the official G's blocks with ReLU, D's with LeakyReLU 0.2). The input arrives
+    normed but not activated: the activation after the sum is the level's activation."""
+
+    def __init__(self, width: int, norm: str, act: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        mid, bias = max(width // 4, 1), uses_bias(norm)
+        self.branch = nn.Sequential(
+            nn.Conv2d(width, mid, 1, 1, 0, bias=bias), norm2d(norm, mid), act(),
+            nn.Conv2d(mid, mid, 3, 1, 1, bias=bias), norm2d(norm, mid), act(),
+            nn.Conv2d(mid, width, 3, 1, 1, bias=bias), norm2d(norm, width),
+        )
+        self.act = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.branch(x))
 
 
 class TextProjection(nn.Module):
-    def __init__(self, text_dim: int, proj_dim: int) -> None:
+    """Linear -> norm (`batch` in the official D, `none` in its G) -> LeakyReLU 0.2."""
+
+    def __init__(self, text_dim: int, proj_dim: int, norm: str = "none") -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(text_dim, proj_dim), nn.LeakyReLU(0.2, inplace=True))
+        self.net = nn.Sequential(nn.Linear(text_dim, proj_dim), norm1d(norm, proj_dim), _leaky())
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
 
 
 class TextConditionedGenerator(nn.Module):
-    def __init__(self, z_dim: int, text_dim: int, proj_dim: int, channels: int, image_size: int, ngf: int, norm: str) -> None:
+    """With `residual=False` the plain DCGAN generator on [z, projected text] (the same layers in the same order)."""
+
+    def __init__(self, z_dim: int, text_dim: int, proj_dim: int, channels: int, image_size: int, ngf: int, norm: str,
+                 proj_norm: str = "none", residual: bool = True) -> None:
         super().__init__()
-        self.project = TextProjection(text_dim, proj_dim)
-        self.body = DCGANGenerator(z_dim + proj_dim, channels, image_size, ngf, norm)
+        self.project = TextProjection(text_dim, proj_dim, proj_norm)
+        levels = _levels(image_size)
+        width, bias = ngf * 2 ** (levels - 1), uses_bias(norm)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim + proj_dim, width, 4, 1, 0, bias=bias), norm2d(norm, width)]
+        for level in range(levels):
+            if level:
+                layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=bias), norm2d(norm, width // 2)]
+                width //= 2
+            layers.append(ResidualBottleneck(width, norm, _relu) if residual and level < RESIDUAL_LEVELS else _relu())
+        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.body(torch.cat([z, self.project(h)], 1))
+        x = torch.cat([z, self.project(h)], 1)
+        return self.net(x.view(x.shape[0], -1, 1, 1))
 
 
 class MatchingDiscriminator(nn.Module):
-    def __init__(self, text_dim: int, proj_dim: int, channels: int, image_size: int, ndf: int, norm: str) -> None:
+    def __init__(self, text_dim: int, proj_dim: int, channels: int, image_size: int, ndf: int, norm: str,
+                 proj_norm: str = "batch", residual: bool = False) -> None:
         super().__init__()
-        self.trunk = DCGANDiscriminator(channels, image_size, ndf, norm).trunk
-        width = ndf * 2 ** (len([m for m in self.trunk if isinstance(m, nn.Conv2d)]) - 1)
-        self.project = TextProjection(text_dim, proj_dim)
+        trunk = list(DCGANDiscriminator(channels, image_size, ndf, norm).trunk)
+        width = ndf * 2 ** (len([m for m in trunk if isinstance(m, nn.Conv2d)]) - 1)
+        if residual:  # conv, norm, then the block, whose LeakyReLU after the sum replaces the trunk's last one
+            trunk[-1] = ResidualBottleneck(width, norm, _leaky)
+        self.trunk = nn.Sequential(*trunk)
+        self.project = TextProjection(text_dim, proj_dim, proj_norm)
         self.joint = nn.Sequential(
-            nn.Conv2d(width + proj_dim, width, 1, 1, 0, bias=uses_bias(norm)), norm2d(norm, width),
-            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width + proj_dim, width, 1, 1, 0, bias=uses_bias(norm)), norm2d(norm, width), _leaky(),
         )
         self.head = nn.Conv2d(width, 1, 4, 1, 0)
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from gantrain.data.captions import CaptionedImages, decode_tokens, encode_captions
+from gantrain.data.captions import CaptionedImages, caption_set, decode_tokens, encode_captions
 from gantrain.errors import GantrainError
 from gantrain.text import encoders as enc
 from gantrain.io import save_atomic
@@ -33,6 +33,7 @@ class CaptionConditioning:
             raise GantrainError(f"unknown model.text_encoder {cfg.text_encoder!r}; choose one of: {', '.join(enc.ENCODERS)}")
         self.cfg, self.vocab, self.max_len, self.encoder = cfg, vocab, max_len, encoder
         self.tables: dict[str, torch.Tensor] = {}
+        self.train_tokens = torch.empty(0, 1, max_len, dtype=torch.long)  # the train split's (N, K, L), set by `prepare`
         self.bank: dict[str, Any] = {}
         self.pretrain_stats: dict[str, float] = {}
         self._sentence_model = None
@@ -41,6 +42,7 @@ class CaptionConditioning:
                 run_dir: Path | None) -> None:
         """Pretrain (or reload from the run) the learned encoder, or build the external embedding tables; then
         the caption bank."""
+        self.train_tokens = train.tokens.to(device)
         if self.encoder is not None:
             self._prepare_learned(train, test, channels, device, run_dir)
         else:
@@ -87,7 +89,8 @@ class CaptionConditioning:
             emb = self.tables["test"][idx.to(device), cap.clamp(max=self.tables["test"].shape[1] - 1).to(device)]
         else:
             emb = self.encoder(tokens.to(device))
-        self.bank = {"emb": emb.float().cpu(), "text": [decode_tokens(t, self.vocab) for t in tokens[: self.cfg.grid_captions]]}
+        self.bank = {"emb": emb.float().cpu(), "index": idx.cpu(),  # index: the test image of each caption
+                     "text": [decode_tokens(t, self.vocab) for t in tokens[: self.cfg.grid_captions]]}
         if test.attrs is not None:
             self.bank["attrs"] = test.attrs[idx.to(test.attrs.device)].cpu()
 
@@ -104,13 +107,16 @@ class CaptionConditioning:
         self.pretrain_stats = dict(state.get("pretrain", {}))
 
     def embed_batch(self, batch: dict[str, torch.Tensor], prefix: str = "") -> torch.Tensor:
-        """The embeddings of a training batch's captions (`prefix` "wrong_": its mismatching captions)."""
+        """The embeddings of a training batch's captions (`prefix` "wrong_": its mismatching captions), each the
+        mean over `model.num_captions` captions of its image (the official numCaption; 1: the batch's caption)."""
+        index, m = batch[prefix + "index"], self.cfg.num_captions
+        caps = caption_set(batch[prefix + "caption"], batch.get("key"), m, self.train_tokens.shape[1], bool(prefix))
         if self.tables:
             table = self.tables["train"]
-            cap = batch[prefix + "caption"].clamp(max=table.shape[1] - 1)
-            return table[batch[prefix + "index"], cap]
+            return table[index[:, None], caps.clamp(max=table.shape[1] - 1)].mean(1)
         with torch.no_grad():
-            return self.encoder(batch[prefix + "tokens"])
+            tokens = self.train_tokens[index[:, None], caps]  # (B, m, L)
+            return self.encoder(tokens.flatten(0, 1)).view(len(index), m, -1).mean(1)
 
     @torch.no_grad()
     def embed_texts(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, list[str]]:
