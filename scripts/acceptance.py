@@ -324,28 +324,37 @@ def benchmark_cyclegan(args: argparse.Namespace, root: Path) -> list[dict[str, A
     return rows
 
 
+def reference_load(size: int) -> int:
+    """The resize before the random `size` crop: size + size/8, rounded to even (143 -> 144 at 128 px, 286 -> 288 at 256)."""
+    return size + size // 8 + (size // 8) % 2
+
+
+def reference_train_cmd(data: Path, work: Path, n: int, size: int) -> tuple[list[str], dict[str, str]]:
+    """The reference's train.py command (run it in the reference's folder) for n iterations of CycleGAN at batch 1,
+    `size` crops of the unpaired folder `data`, with its environment: stubs for wandb and dominate, which it imports
+    but does not use with --no_html (so neither needs installing beside torch)."""
+    stub = work / "refstub"
+    (stub / "dominate").mkdir(parents=True, exist_ok=True)
+    (stub / "wandb.py").write_text('run = None\ndef init(*a, **k):\n    raise RuntimeError("wandb is not used here")\n')
+    (stub / "dominate" / "__init__.py").write_text("def document(*a, **k):\n    raise RuntimeError('no HTML here')\n")
+    (stub / "dominate" / "tags.py").write_text("meta = h3 = table = tr = td = p = a = img = br = None\n")
+    cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", f"bench{n}", "--model", "cycle_gan",
+           "--load_size", str(reference_load(size)), "--crop_size", str(size), "--n_epochs", "1", "--n_epochs_decay", "0",
+           "--max_dataset_size", str(n), "--display_freq", "100000", "--print_freq", "100000", "--no_html",
+           "--num_threads", "1", "--checkpoints_dir", str(work / "refck"), "--save_latest_freq", "100000",
+           "--save_epoch_freq", "1000"]
+    return cmd, {**os.environ, "PYTHONPATH": str(stub)}
+
+
 def reference_train_py(ref: Path, root: Path, size: int, quick: bool, device: torch.device) -> dict[str, Any]:
     """The reference implementation's own train.py on a random unpaired folder: (t30 - t10) / 20 s/iteration."""
     data = root / "refdata"
     for split in ("trainA", "trainB", "testA", "testB"):
         write_images(data / split, 30, size + size // 8, 3, seed=hash(split) % 1000)
-    stub = root / "refstub"
-    stub.mkdir(exist_ok=True)
-    (stub / "wandb.py").write_text('run = None\ndef init(*a, **k):\n    raise RuntimeError("wandb is not used here")\n')
-    # dominate builds the HTML pages that --no_html turns off; a stub spares installing it beside torch
-    (stub / "dominate").mkdir(exist_ok=True)
-    (stub / "dominate" / "__init__.py").write_text("def document(*a, **k):\n    raise RuntimeError('no HTML here')\n")
-    (stub / "dominate" / "tags.py").write_text("meta = h3 = table = tr = td = p = a = img = br = None\n")
-    load = size + size // 8 + (size // 8) % 2
     times = {}
     counts = (2, 4) if quick else (10, 30)
     for n in counts:
-        cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", f"bench{n}", "--model", "cycle_gan",
-               "--load_size", str(load), "--crop_size", str(size), "--n_epochs", "1", "--n_epochs_decay", "0",
-               "--max_dataset_size", str(n), "--display_freq", "100000", "--print_freq", "100000", "--no_html",
-               "--num_threads", "1", "--checkpoints_dir", str(root / "refck"), "--save_latest_freq", "100000",
-               "--save_epoch_freq", "1000"]
-        env = {**os.environ, "PYTHONPATH": str(stub)}
+        cmd, env = reference_train_cmd(data, root, n, size)
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ref, env=env, capture_output=True, text=True, timeout=600)
         if proc.returncode:

@@ -4,8 +4,8 @@
         [--size 128] [--counts 10,30] [--settings default,32,reference-mode,bf16-channels-last]
 
 Both programs train ResNet-9 CycleGAN (70x70 PatchGAN, LSGAN, identity 0.5, pool 50) at batch 1 on the same random
-unpaired folder, resized to size + size/8 and cropped to `--size`. Seconds per iteration are the difference of a
-long and a short run divided by the difference of their lengths, so interpreter start-up, data loading and the
+unpaired folder, resized to size + size/8 (rounded to even) and cropped to `--size`. Seconds per iteration are
+the difference of a long and a short run divided by the difference of their lengths, so interpreter start-up, data loading and the
 final checkpoint cancel. The runs are interleaved (every program at the short count, then every one at the long
 count) so that a change in machine load hits them alike. Prints one JSON line per setting with its speed-up over
 the reference.
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from acceptance import write_images  # noqa: E402
+from acceptance import reference_load, reference_train_cmd, write_images  # noqa: E402
 
 SETTINGS = {
     "default": [],
@@ -37,25 +37,10 @@ SETTINGS = {
 }
 
 
-def reference_cmd(ref: Path, data: Path, work: Path, n: int, size: int) -> tuple[list[str], dict[str, str], Path]:
-    stub = work / "refstub"
-    (stub / "dominate").mkdir(parents=True, exist_ok=True)
-    (stub / "wandb.py").write_text('run = None\ndef init(*a, **k):\n    raise RuntimeError("wandb is not used here")\n')
-    # dominate builds the HTML pages that --no_html turns off; a stub spares installing it
-    (stub / "dominate" / "__init__.py").write_text("def document(*a, **k):\n    raise RuntimeError('no HTML here')\n")
-    (stub / "dominate" / "tags.py").write_text("meta = h3 = table = tr = td = p = a = img = br = None\n")
-    cmd = [sys.executable, "train.py", "--dataroot", str(data), "--name", f"bench{n}", "--model", "cycle_gan",
-           "--load_size", str(size + size // 8), "--crop_size", str(size), "--n_epochs", "1", "--n_epochs_decay", "0",
-           "--max_dataset_size", str(n), "--display_freq", "100000", "--print_freq", "100000", "--no_html",
-           "--num_threads", "1", "--checkpoints_dir", str(work / "refck"), "--save_latest_freq", "100000",
-           "--save_epoch_freq", "1000"]
-    return cmd, {**os.environ, "PYTHONPATH": str(stub)}, ref
-
-
 def gantrain_cmd(setting: str, data: Path, work: Path, n: int, size: int,
                  extra: list[str]) -> tuple[list[str], dict[str, str], Path]:
     exe = Path(sys.executable).with_name("gantrain")
-    cmd = [str(exe), "model=cyclegan", "data=unpaired_folder", f"data.root={data}", f"data.load_size={size + size // 8}",
+    cmd = [str(exe), "model=cyclegan", "data=unpaired_folder", f"data.root={data}", f"data.load_size={reference_load(size)}",
            f"data.crop_size={size}", "data.batch_size=1", f"trainer.max_steps={n}", "eval=none", "logger=none",
            "trainer.sample_every=100000", "trainer.ckpt_every=100000", "trainer.log_every=100000",
            "trainer.progress_bar=false", f"hydra.run.dir={work / f'g-{setting}-{n}'}", *SETTINGS[setting], *extra]
@@ -89,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, split in enumerate(("trainA", "trainB", "testA", "testB")):
         write_images(data / split, long, 256, 3, seed=i)
     ref = Path(args.reference_dir).resolve()
-    programs = {"reference": lambda n: reference_cmd(ref, data, work, n, args.size)}
+    programs = {"reference": lambda n: (*reference_train_cmd(data, work, n, args.size), ref)}
     programs.update({s: (lambda n, s=s: gantrain_cmd(s, data, work, n, args.size, args.overrides)) for s in settings})
     times: dict[str, dict[int, float]] = {name: {} for name in programs}
     for n in (short, long):
