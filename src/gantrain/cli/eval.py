@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from gantrain.cli.common import one_line_errors, setup_logging
 from gantrain.config.paths import config_dir
+from gantrain.data.listing import LISTING_FILE, FolderListing
 from gantrain.errors import GantrainError
 from gantrain.io import write_json_atomic
 from gantrain.runs import build_data, load_trained
@@ -102,6 +103,13 @@ def weights_config(args: argparse.Namespace):
     return eval_config(cfg, args)
 
 
+def run_listing(checkpoint: Path) -> FolderListing:
+    """The file lists stored by the run that wrote `checkpoint` (read only), so a run is scored on the split
+    it was trained beside even when files were added to its folders since; none outside a run directory."""
+    listing = checkpoint.parent.parent / LISTING_FILE if checkpoint.parent.name == "checkpoints" else None
+    return FolderListing(listing, write=False)
+
+
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         step = ckpt["step"]
         source = {"checkpoint": str(path), "step": step,
                   "best_or_last": {"best": "best", "last": "last"}.get(path.stem, "snapshot"), "run_best": ckpt.get("best")}
-    data = build_data(cfg)
+    data = build_data(cfg, listing=run_listing(path))
     evaluator = Evaluator(cfg, data, model, device)
     with torch.no_grad():
         metrics = evaluator(nets, step or 0)

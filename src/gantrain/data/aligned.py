@@ -24,9 +24,10 @@ from omegaconf import MISSING
 from gantrain.data.augment import crop_and_flip
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, check_direction, take
 from gantrain.data.download import download_and_extract
-from gantrain.data.images import check_decoded, decode_file, decode_many, list_images, open_image, preprocess_image, to_hwc
+from gantrain.data.images import check_decoded, decode_file, decode_many, open_image, preprocess_image, to_hwc
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
+from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,8 @@ class AlignedFolder(DataSource):
         cache: str = MISSING  # auto | device | host | stream (data/stream.py)
         cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         check_direction(cfg.direction)
         if cfg.preprocess not in ("resize_and_crop", "crop", "none"):
             raise GantrainError(f"data.preprocess={cfg.preprocess} is not valid for aligned data; choose resize_and_crop, crop or none")
@@ -207,8 +208,8 @@ class AlignedFolder(DataSource):
         name = self._phase_dir(phase)
         if self.two_folder:
             da, db = self.folder / f"{name}A", self.folder / f"{name}B"
-            by_a = {p.stem: p for p in list_images(da)}
-            by_b = {p.stem: p for p in list_images(db)}
+            by_a = {p.stem: p for p in self.folders.images(da)}
+            by_b = {p.stem: p for p in self.folders.images(db)}
             common = sorted(set(by_a) & set(by_b))
             if not common:
                 raise GantrainError(f"{da} and {db} share no file names; pairs are matched by name (e.g. 001.png in both)")
@@ -219,7 +220,7 @@ class AlignedFolder(DataSource):
             where = da
         else:
             where = self.folder / name
-            items = list_images(where)
+            items = self.folders.images(where)
             if not items:
                 raise GantrainError(f"{where} holds no images; add A|B images or fix data.root")
         if cfg.max_dataset_size is not None:

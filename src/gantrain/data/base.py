@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from gantrain.data.augment import random_flip
 from gantrain.data.keys import keys_from
+from gantrain.data.listing import FolderListing
 from gantrain.errors import GantrainError
 
 # Batch entries that hold images: gathered as uint8, turned into [-1, 1] floats where the batch is used.
@@ -166,9 +167,10 @@ class DataSource(ABC):
 
     Config: type
 
-    def __init__(self, cfg: Any, seed: int = 0) -> None:
+    def __init__(self, cfg: Any, seed: int = 0, listing: FolderListing | None = None) -> None:
         self.cfg = cfg
         self.seed = seed
+        self.folders = listing or FolderListing()  # the run's stored file listings (folder sources read them)
         self.device = torch.device("cpu")
 
     def on_device(self, device: torch.device) -> "DataSource":

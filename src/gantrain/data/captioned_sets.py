@@ -27,10 +27,11 @@ from omegaconf import MISSING
 from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.data.download import fetch_archive
-from gantrain.data.images import decode_all, list_images, load_tensor
+from gantrain.data.images import decode_all, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 from gantrain.io import cache_folder, cache_path, load_or_build
+from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,8 @@ class CaptionedSource(DataSource):
     def items(self, root: Path) -> list[Item]:
         raise NotImplementedError
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         if not cfg.root:
             raise GantrainError(f"data={self.DATASET} needs data.root: {self.MISSING}")
         root = Path(cfg.root).expanduser()
@@ -248,7 +249,7 @@ class CaptionedFolder(CaptionedSource):
 
     def items(self, root: Path) -> list[Item]:
         out = []
-        for img in list_images(root):
+        for img in self.folders.images(root):
             txt = img.with_suffix(".txt")
             if txt.is_file() and read_captions(txt):
                 out.append(Item(img, read_captions(txt), str(img.parent.relative_to(root))))

@@ -21,6 +21,7 @@ from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfi
 from gantrain.data.digits import digits_split_indices, digits_uint8
 from gantrain.data.unpaired import UnpairedImages
 from gantrain.errors import GantrainError
+from gantrain.data.listing import FolderListing
 
 
 def negative(x: torch.Tensor) -> torch.Tensor:
@@ -68,8 +69,8 @@ class DigitsUnpaired(DataSource):
         image_size: int = MISSING
         channels: int = MISSING
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         _require_grey(cfg)
         images, labels = digits_uint8(cfg.image_size)
         split = digits_split_indices()
@@ -149,8 +150,8 @@ class Edges2Digits(DataSource):
     # which project classifier reads each side: B is the plain digits (shares data=digits' cached classifier)
     classifier_names = {"A": "edges2digits_A", "B": "digits"}
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         check_direction(cfg.direction)
         _require_grey(cfg)
         self._images, self._labels = digits_uint8(cfg.image_size)

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import resize_uint8
+from gantrain.data.listing import FolderListing
 
 SPLIT_SEED = 0  # the train/test split is fixed, whatever the run's seed
 TEST_FRACTION = 0.2
@@ -41,8 +42,8 @@ class Digits(DataSource):
 
         image_size: int = MISSING
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         self._images, self._labels = digits_uint8(cfg.image_size)
         self._split = digits_split_indices()
 

@@ -11,9 +11,10 @@ import torch
 from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
-from gantrain.data.images import decode_all, list_images, load_tensor
+from gantrain.data.images import decode_all, load_tensor
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
+from gantrain.data.listing import FolderListing
 
 
 def require_folder(root: Optional[str], what: str = "data.root") -> Path:
@@ -46,17 +47,17 @@ class ImageFolder(DataSource):
         cache: str = MISSING  # auto | device | host | stream
         cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         root = require_folder(cfg.root)
         split_dirs = {s: root / s for s in ("train", "test") if (root / s).is_dir()}
         if "train" in split_dirs:
-            files = {s: list_images(d) for s, d in split_dirs.items()}
+            files = {s: self.folders.images(d) for s, d in split_dirs.items()}
             files.setdefault("test", [])
             self._base = {s: d for s, d in split_dirs.items()}
         else:
             # a fixed split of the sorted listing: the same files on every start, decoded or streamed
-            every = list_images(root)
+            every = self.folders.images(root)
             gen = torch.Generator().manual_seed(0)
             order = torch.randperm(len(every), generator=gen).tolist()
             n_test = int(len(every) * cfg.test_fraction)

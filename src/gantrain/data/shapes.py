@@ -21,6 +21,7 @@ from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.errors import GantrainError
 from gantrain.io import cache_folder, cache_path, load_or_build
+from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,8 @@ class Shapes(DataSource):
         max_len: int = MISSING
         generator_seed: int = MISSING  # the dataset, not the run: the same for every run seed
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         if cfg.image_size < 16:
             raise GantrainError(f"data.image_size={cfg.image_size} is too small for shapes; use 32 or 64")
         if cfg.num_train < 2 or cfg.num_test < 2 or cfg.captions_per_image < 1:

@@ -95,8 +95,11 @@ def check_headers(paths: list[Path], where: str) -> list[Path]:
     the listing (names, sizes, modification times), so a restart reads no file twice."""
     stats = []
     for p in paths:
-        st = p.stat()
-        stats.append((str(p), st.st_size, st.st_mtime_ns))
+        try:
+            st = p.stat()
+            stats.append((str(p), st.st_size, st.st_mtime_ns))
+        except OSError:  # gone since the run listed it: read as unreadable below
+            stats.append((str(p), -1, -1))
     digest = hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:20]
     cache = cache_folder(None, "data/listings") / f"{digest}.json"
     bad: set[str] | None = None

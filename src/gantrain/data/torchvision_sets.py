@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import resize_uint8
 from gantrain.errors import GantrainError
+from gantrain.data.listing import FolderListing
 
 _SPECS: dict[str, dict[str, Any]] = {
     "mnist": {"cls": "MNIST", "channels": 1, "folder": "MNIST/raw", "classes": [str(i) for i in range(10)]},
@@ -53,8 +54,8 @@ class TorchvisionImages(DataSource):
 
     Config = TorchvisionConfig
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         if cfg.name not in _SPECS:
             raise GantrainError(f"unknown torchvision dataset {cfg.name!r}; choose one of: {', '.join(_SPECS)}")
         self.spec = _SPECS[cfg.name]

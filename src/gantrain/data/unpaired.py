@@ -22,10 +22,11 @@ from omegaconf import MISSING
 from gantrain.data.augment import crop_and_flip
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, take
 from gantrain.data.download import download_and_extract
-from gantrain.data.images import IMAGE_SUFFIXES, PREPROCESS, UNREADABLE, check_decoded, decode_file, decode_many, list_images
+from gantrain.data.images import IMAGE_SUFFIXES, PREPROCESS, UNREADABLE, check_decoded, decode_file, decode_many
 from gantrain.data.keys import B_FLIP, B_LEFT, B_TOP, FLIP, LEFT, PARTNER, TOP, draw
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
+from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,8 @@ class UnpairedFolder(DataSource):
         cache: str = MISSING  # auto | device | host | stream (data/stream.py)
         cache_budget_gb: Optional[float] = MISSING  # auto's budget (null: a fraction of free device/host memory)
 
-    def __init__(self, cfg, seed: int = 0) -> None:
-        super().__init__(cfg, seed)
+    def __init__(self, cfg, seed: int = 0, listing: FolderListing | None = None) -> None:
+        super().__init__(cfg, seed, listing)
         if cfg.preprocess not in PREPROCESS:
             raise GantrainError(f"data.preprocess={cfg.preprocess} is not valid; choose one of: {', '.join(PREPROCESS)}")
         if cfg.channels not in (1, 3):
@@ -167,7 +168,7 @@ class UnpairedFolder(DataSource):
         if phase == "test" and not sub.is_dir():
             sub = self.folder / f"train{side}"
             log.warning("%s has no test%s/; evaluating on train%s", self.folder, side, side)
-        paths = list_images(sub)
+        paths = self.folders.images(sub)
         if not paths:
             raise GantrainError(f"{sub} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add images or fix data.root")
         if self.cfg.max_dataset_size is not None:

@@ -20,6 +20,7 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from gantrain.data.listing import LISTING_FILE, FolderListing
 from gantrain.data.loader import make_batch_stream
 from gantrain.io import write_json_atomic
 from gantrain.rng import isolated_rng, seed_everything
@@ -94,7 +95,9 @@ class Trainer:
 
     def _build_data_and_model(self, device: torch.device) -> None:
         cfg = self.cfg
-        self.data = build_data(cfg, device)
+        # the file lists are stored with the run, so a resume sees the same files whatever was added since
+        listing = FolderListing(self.run_dir / LISTING_FILE, write=self.dist.is_main)
+        self.data = build_data(cfg, device, listing)
         self.info = self.data.info
         self.model = build_model(cfg, self.info)
         self.model.attach(self.rt)
