@@ -45,3 +45,16 @@ def test_side_by_side_times_both_programs_by_difference(tmp_path):
     for row in (reference, gantrain):  # the difference of a 3- and a 1-iteration run, over 2
         assert row["s_per_iter"] == pytest.approx((row["run_seconds"]["3"] - row["run_seconds"]["1"]) / 2)
     assert gantrain["speedup_vs_reference"] == pytest.approx(reference["s_per_iter"] / gantrain["s_per_iter"])
+
+
+def test_preset_quality_trains_each_precision_and_tabulates_its_metrics(tmp_path, classifier_cache):
+    cmd = [sys.executable, str(ROOT / "scripts" / "preset_quality.py"), "--families", "gan", "--precisions", "32,bf16",
+           "--out", str(tmp_path / "pq"), "--markdown", "--overrides", "trainer.max_steps=2", "trainer.device=cpu",
+           "model.g_hidden=[16]", "model.d_hidden=[16]", "eval.num_samples=100", "eval.batch_size=50",
+           f"eval.classifier_cache={classifier_cache}", "trainer.num_threads=1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=True).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [(r["family"], r["precision"], r["status"]) for r in rows] == [("gan", "32", "ok"), ("gan", "bf16", "ok")]
+    assert all("cls_fd" in r["metrics"] for r in rows)
+    assert "training gan on digits: 2 steps" in (tmp_path / "pq" / "gan-bf16.log").read_text()
+    assert "| gan | bf16 |" in out
