@@ -22,7 +22,6 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
 from gantrain.config.schema import resolve_target, validate_config
-from gantrain.data.listing import FolderListing
 from gantrain.errors import GantrainError
 from gantrain.runtime import Runtime, resolve_device
 
@@ -108,9 +107,10 @@ def build_model(cfg: DictConfig, info: Any) -> Any:
     return resolve_target(cfg.model._target_)(cfg.model, info)
 
 
-def build_data(cfg: DictConfig, device: torch.device | None = None, listing: FolderListing | None = None) -> Any:
+def build_data(cfg: DictConfig, device: torch.device | None = None, listing: Any = None) -> Any:
     """The dataset `cfg.data._target_` names (a `DataSource`), seeded by `cfg.seed`, on `device` when given;
-    folder sources take their file lists from `listing` (a run's stored one) where it has them."""
+    folder sources take their file lists from `listing` (a `gantrain.data.listing.FolderListing`, typically the
+    run's stored one) where it has them."""
     data = resolve_target(cfg.data._target_)(cfg.data, seed=cfg.seed, listing=listing)
     return data.on_device(device) if device is not None else data
 
