@@ -147,12 +147,12 @@ class GANCLS(GANModel):
                     h_int = cfg.int_beta * h[:half] + (1 - cfg.int_beta) * h[half : 2 * half]
                     scores = torch.cat([scores, D(G(self.sample_z(half), h_int), h_int)])
                 loss_G = _bce(scores, 1.0)
-                if cfg.lambda_ms > 0 and real.shape[0] >= 2:
-                    out["G_ms"] = self._mode_seeking(fake, z, h)
-                    loss_G = loss_G + cfg.lambda_ms * out["G_ms"]
+                ms = self._mode_seeking(fake, z, h) if cfg.lambda_ms > 0 and real.shape[0] >= 2 else None
+                if ms is not None:
+                    loss_G = loss_G + cfg.lambda_ms * ms
             self.update("G", loss_G)
-            if "G_ms" in out:
-                out["G_ms"] = out["G_ms"].detach()
+        if ms is not None:
+            out["G_ms"] = ms.detach()
         out["G"] = loss_G.detach()
         return out
 
