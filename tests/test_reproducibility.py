@@ -36,7 +36,7 @@ FAMILIES: dict[str, list[str]] = {
     "acgan": ["model=acgan", "data.image_size=16", "model.z_dim=4", *NARROW, *EMA],
     "gan_cls": ["model=gan_cls", "data=shapes", *SHAPES, *NARROW, "model.pretrain_steps=2", "model.pretrain_batch=8",
                 "model.text_dim=8", "model.proj_dim=4", "model.word_dim=4", "model.bank_size=8", *EMA,
-                *OFFICIAL_CLS],
+                *OFFICIAL_CLS, "model.lambda_ms=1.0"],
     "bigan": ["model=bigan", "data.image_size=16", "model.g_hidden=[16]", "model.e_hidden=[16]", "model.d_x_hidden=[16]",
               "model.d_z_hidden=[8]", "model.d_joint_hidden=[16]", "model.z_dim=4", *EMA],
     "latent_encoder": ["model=latent_encoder", "model.generator={gen}", "data.image_size=16", "model.ndf=4",

@@ -78,7 +78,7 @@ def make_model(tmp_path, **over) -> tuple[GANCLS, Shapes]:
 
 
 def test_discriminator_loss_has_three_terms_and_interpolation_reaches_only_g(tmp_path):
-    model, data = make_model(tmp_path, interpolate="true")
+    model, data = make_model(tmp_path, interpolate="true", lambda_ms=0.0)  # Reed et al.'s losses alone
     calls = []
     D = model.nets["D"]
     forward = D.forward
@@ -97,6 +97,24 @@ def test_discriminator_loss_has_three_terms_and_interpolation_reaches_only_g(tmp
     base, _ = make_model(tmp_path, matching_aware="false")
     out = base.train_step(batch, 0)
     assert "D_wrong" not in out and torch.allclose(out["D"], out["D_real"] + out["D_fake"])
+
+
+def test_mode_seeking_term_is_in_g_loss_and_draws_a_second_z_for_half_the_batch(tmp_path):
+    model, data = make_model(tmp_path, lambda_ms=2.0)
+    batch = data.split("train").batch(torch.arange(8), torch.Generator().manual_seed(0))
+    D, G = model.nets["D"], model.nets["G"]
+    D.forward = lambda x, h: torch.full((x.shape[0],), -1.0) + 0 * (x.sum() + sum(p.sum() for p in D.parameters()))
+    sizes = []
+    forward = G.forward
+    G.forward = lambda z, h: sizes.append(z.shape[0]) or forward(z, h)
+    out = model.train_step(batch, 0)
+    assert sizes == [8, 4]  # the batch, then a second z for its first half with the same captions
+    bce = F.binary_cross_entropy_with_logits(torch.tensor(-1.0), torch.tensor(1.0))
+    assert out["G_ms"] > 0 and torch.allclose(out["G"], bce + 2.0 * out["G_ms"])
+    off, _ = make_model(tmp_path, lambda_ms=0.0)
+    assert "G_ms" not in off.train_step(batch, 0)
+    with pytest.raises(GantrainError, match="model.lambda_ms=-1"):
+        make_model(tmp_path, lambda_ms=-1)
 
 
 def test_learned_encoder_is_pretrained_once_frozen_and_cached_in_the_run(tmp_path):

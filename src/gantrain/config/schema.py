@@ -261,6 +261,7 @@ ALLOWED: dict[str, Allowed] = {
     "model.num_captions": Allowed(low=1, high=16),  # data.keys: 16 draw numbers per caption set
     "model.cls_weight": AT_LEAST_0,
     "model.int_beta": FRACTION,
+    "model.lambda_ms": AT_LEAST_0,
     "model.text_dim": AT_LEAST_1,
     "model.word_dim": AT_LEAST_1,
     "model.pretrain_steps": AT_LEAST_0,

@@ -7,6 +7,9 @@ BCE(s_r, 1) + cls_weight * [BCE(s_w, 0) + BCE(s_f, 0)] (cls_weight 0.5 in the pa
 GAN-INT (`interpolate=true`) also feeds G interpolated embeddings beta*h1 + (1 - beta)*h2 of two batch halves;
 only G's loss sees them. Captions are embedded by a frozen encoder (`gantrain.text.conditioning`); a training
 embedding is the mean over `num_captions` captions of the image (4 in the official code).
+`lambda_ms > 0` adds MSGAN's mode-seeking term (Mao et al. 2019; not in Reed et al.) to G's loss: for half the
+batch a second z with the same embedding, lambda_ms / (mean|G(z1,h) - G(z2,h)| / mean|z1 - z2| + 1e-5), so G
+cannot map every z of a caption to one image.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class GANCLS(GANModel):
         cls_weight: float = MISSING  # weight of each fake term (wrong caption, generated image) in D's loss
         interpolate: bool = MISSING  # GAN-INT: G also trains on interpolated embeddings
         int_beta: float = MISSING
+        lambda_ms: float = MISSING  # MSGAN's mode-seeking term in G's loss (0: off, as in Reed et al.)
         text_encoder: str = MISSING  # learned | sentence_transformer | precomputed
         text_encoder_path: Optional[str] = MISSING  # sentence_transformer: folder or name; precomputed: file or folder
         text_dim: int = MISSING  # caption embedding size (must match an external encoder's)
@@ -143,9 +147,22 @@ class GANCLS(GANModel):
                     h_int = cfg.int_beta * h[:half] + (1 - cfg.int_beta) * h[half : 2 * half]
                     scores = torch.cat([scores, D(G(self.sample_z(half), h_int), h_int)])
                 loss_G = _bce(scores, 1.0)
+                ms = self._mode_seeking(fake, z, h) if cfg.lambda_ms > 0 and real.shape[0] >= 2 else None
+                if ms is not None:
+                    loss_G = loss_G + cfg.lambda_ms * ms
             self.update("G", loss_G)
+        if ms is not None:
+            out["G_ms"] = ms.detach()
         out["G"] = loss_G.detach()
         return out
+
+    def _mode_seeking(self, fake: torch.Tensor, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """MSGAN's term on the first half of the batch: a second z, same captions; small when images differ."""
+        half = fake.shape[0] // 2
+        z2 = self.sample_z(half)
+        fake2 = self.nets["G"](z2, h[:half])
+        ratio = (fake[:half].float() - fake2.float()).abs().mean() / (z[:half] - z2).abs().mean()
+        return 1.0 / (ratio + 1e-5)
 
     # ----- sampling -----
     def fixed_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
