@@ -160,3 +160,12 @@ def test_retired_download_key_is_dropped_from_an_old_config_but_not_accepted_on_
     assert "download" not in validate_config(old).data
     with pytest.raises(Exception, match="download"):
         compose_cfg(["data=image_folder", "data.download=true"])
+
+
+def test_a_key_added_later_takes_the_old_behaviour_in_an_older_config():
+    """gan_cls checkpoints written before model.lambda_ms existed resume without the mode-seeking term."""
+    old = compose_cfg(["model=gan_cls", "data=shapes"])
+    OmegaConf.set_struct(old, False)
+    del old.model["lambda_ms"]
+    assert validate_config(old).model.lambda_ms == 0.0
+    assert "lambda_ms" not in validate_config(compose_cfg(["model=dcgan"])).model  # only where the family declares it

@@ -305,6 +305,9 @@ def resolve_target(target: str) -> type:
 # Keys removed because they had no effect, per group: dropped where the schema no longer declares them, so the
 # configs stored in older checkpoints still validate on resume (e.g. data.download of the offline datasets).
 RETIRED_KEYS: dict[str, set[str]] = {"data": {"download"}}
+# Keys added later, per group, with the value that reproduces what runs did before they existed: filled in where
+# the schema declares them and a config (an older checkpoint's) lacks them, so those runs resume as they trained.
+ADDED_KEYS: dict[str, dict[str, Any]] = {"model": {"lambda_ms": 0.0}}
 # Keys given a new name, per group: the old name fails with one line naming the new one.
 RENAMED_KEYS: dict[str, dict[str, str]] = {"model": {"n_critic": "d_steps"}}
 
@@ -325,6 +328,9 @@ def _validate_node(node: Any, schema: type, where: str) -> DictConfig:
     declared = {f.name for f in fields(schema)}
     for key in RETIRED_KEYS.get(where, set()) - declared:
         data.pop(key, None)
+    for key, value in ADDED_KEYS.get(where, {}).items():
+        if key in declared:
+            data.setdefault(key, value)
     for key, value in data.items():
         check_renamed(f"{where}.{key}", value)
     try:
