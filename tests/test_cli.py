@@ -155,3 +155,22 @@ def test_sample_command(tmp_path):
     assert Image.open(tmp_path / "a" / "00000.png").mode == "L"
     bad = run_cli(["gantrain.cli.sample", str(tmp_path / "nothing"), "--out", "c"], tmp_path)
     assert "does not exist" in one_error_line(bad)
+
+
+@pytest.mark.parametrize("model", ["gan", "dcgan", "bigan"])
+def test_unconditional_families_on_shapes_evaluate_with_metrics_that_fit(model, monkeypatch, capsys):
+    """shapes has captions but no class labels: its presets score with FID/KID (bigan: + reconstruction), so the
+    default command passes the metric check and, offline without the Inception weights, stops on that one line."""
+    import sys
+
+    from gantrain.cli.train import main
+
+    own_eval = [o for o in TINY if not o.startswith(("eval.", "model."))]  # the preset's eval.metrics, not TINY's []
+    monkeypatch.setattr(sys, "argv", ["gantrain", *own_eval, f"model={model}", "data=shapes", "data.num_train=32",
+                                      "data.num_test=16", "eval.inception_download=false"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    line = next((ln for ln in err.splitlines() if ln.startswith("error:")), err[-500:])
+    assert info.value.code == 2 and "Traceback" not in err
+    assert line.startswith("error: the Inception-v3 weights for FID/KID/IS are missing"), line
