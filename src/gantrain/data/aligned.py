@@ -25,9 +25,9 @@ from gantrain.data.augment import crop_and_flip
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySplit, SourceConfig, check_direction, take
 from gantrain.data.download import download_and_extract
 from gantrain.data.images import check_decoded, decode_file, decode_many, open_image, preprocess_image, to_hwc
+from gantrain.data.listing import FolderListing
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
-from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 

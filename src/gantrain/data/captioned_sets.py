@@ -28,10 +28,10 @@ from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
 from gantrain.data.download import fetch_archive
 from gantrain.data.images import decode_all, load_tensor
+from gantrain.data.listing import FolderListing
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
 from gantrain.io import cache_folder, cache_path, load_or_build
-from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from omegaconf import MISSING
 from gantrain.data.aligned import AlignedImages, paired_info
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig, check_direction
 from gantrain.data.digits import digits_split_indices, digits_uint8
+from gantrain.data.listing import FolderListing
 from gantrain.data.unpaired import UnpairedImages
 from gantrain.errors import GantrainError
-from gantrain.data.listing import FolderListing
 
 
 def negative(x: torch.Tensor) -> torch.Tensor:

@@ -12,9 +12,9 @@ from omegaconf import MISSING
 
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import decode_all, load_tensor
+from gantrain.data.listing import FolderListing
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
-from gantrain.data.listing import FolderListing
 
 
 def require_folder(root: Optional[str], what: str = "data.root") -> Path:

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from gantrain.data.base import DataInfo, DataSource, SourceConfig
 from gantrain.data.captions import CaptionedImages, build_vocab, encode_captions
+from gantrain.data.listing import FolderListing
 from gantrain.errors import GantrainError
 from gantrain.io import cache_folder, cache_path, load_or_build
-from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 

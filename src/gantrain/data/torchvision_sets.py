@@ -13,8 +13,8 @@ from torch.utils.data import Dataset
 
 from gantrain.data.base import DataInfo, DataSource, InMemoryImages, SourceConfig
 from gantrain.data.images import resize_uint8
-from gantrain.errors import GantrainError
 from gantrain.data.listing import FolderListing
+from gantrain.errors import GantrainError
 
 _SPECS: dict[str, dict[str, Any]] = {
     "mnist": {"cls": "MNIST", "channels": 1, "folder": "MNIST/raw", "classes": [str(i) for i in range(10)]},

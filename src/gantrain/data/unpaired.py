@@ -24,9 +24,9 @@ from gantrain.data.base import DataInfo, DataSource, InMemoryImages, InMemorySpl
 from gantrain.data.download import download_and_extract
 from gantrain.data.images import IMAGE_SUFFIXES, PREPROCESS, UNREADABLE, check_decoded, decode_file, decode_many
 from gantrain.data.keys import B_FLIP, B_LEFT, B_TOP, FLIP, LEFT, PARTNER, TOP, draw
+from gantrain.data.listing import FolderListing
 from gantrain.data.stream import FileRows, check_headers, resolve_cache
 from gantrain.errors import GantrainError
-from gantrain.data.listing import FolderListing
 
 log = logging.getLogger(__name__)
 
