@@ -221,7 +221,7 @@ def test_digits_defaults_and_resume_exact(tmp_path):
     assert (cfg.data.image_size, cfg.model.ngf, cfg.trainer.max_steps) == (16, 32, 1200)
     assert cfg.model.augment == "translation,cutout"
     cg = compose_cfg(["model=cgan"])
-    assert (cg.data.image_size, cg.trainer.max_steps, cg.model.augment, cg.trainer.ema.decay) == (32, 3000, "translation", 0.999)
+    assert (cg.data.image_size, cg.trainer.max_steps, cg.model.augment, cg.trainer.ema.decay) == (32, 6000, "translation", 0.999)
     # constant LR: the digits default decays over max_steps, which differs between the full and half runs
     extra = ["model=acgan", "trainer.num_sample_images=20", "trainer.sample_every=2", "optim.schedule=constant"]
     full = run_training(extra + ["trainer.max_steps=6"], tmp_path / "full")
