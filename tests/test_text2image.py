@@ -283,14 +283,13 @@ def test_fill_reading_of_real_images_survives_small_noise():
     At 32 px, the preset's size, noise of 3 % keeps the reading of real images within 0.03 of the clean one."""
     import numpy as np
 
-    from gantrain.data.shapes import render
+    from gantrain.data.shapes import ATTRIBUTES, SHAPES, render
     from gantrain.metrics.shape_fill import fill_scores
 
     rng = np.random.default_rng(0)
-    attrs = np.stack([rng.integers(7, size=600), rng.integers(3, size=600), rng.integers(2, size=600),
-                      rng.integers(9, size=600)], 1)
+    attrs = np.stack([rng.integers(len(values), size=600) for values in ATTRIBUTES.values()], 1)
     images = render(attrs, 32, rng).float().div(127.5).sub(1)
-    shape, names = torch.from_numpy(attrs[:, 1]), ["circle", "square", "triangle"]
+    shape, names = torch.from_numpy(attrs[:, list(ATTRIBUTES).index("shape")]), list(SHAPES)
     noisy = (images + 0.06 * torch.randn(images.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
     clean = fill_scores(images, shape, images, shape, names)["fill_shape_acc"]
     assert clean > 0.95
