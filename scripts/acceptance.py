@@ -60,7 +60,7 @@ FAMILIES: dict[str, list[str]] = {
 QUICK: dict[str, list[str]] = {
     "gan": ["data.image_size=16", "model.g_hidden=[32]", "model.d_hidden=[32]", "model.z_dim=8"],
     "dcgan": ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.z_dim=8"],
-    "cgan": ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.z_dim=8"],
+    "cgan": ["data.image_size=16", "model.g_hidden=[32,32]", "model.d_hidden=[32]", "model.z_dim=8"],  # preset: arch=mlp
     "acgan": ["data.image_size=16", "model.ngf=4", "model.ndf=4", "model.z_dim=8"],
     "gan_cls": ["data.image_size=16", "data.batch_size=8", "model.ngf=8", "model.ndf=8", "model.pretrain_batch=16",
                 "model.text_dim=16", "model.proj_dim=8", "model.word_dim=8", "model.bank_size=16"],

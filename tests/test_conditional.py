@@ -83,6 +83,28 @@ def test_concat_discriminator_and_aux_heads_shapes():
     assert adv.shape == (2,) and cls.shape == (2, 4)
 
 
+def test_mlp_arch_is_the_peer_reimplementation_with_learned_label_embeddings():
+    """arch=mlp (the digits preset): the layers of issue 20's MLP peer (scripts/peer_cgan.py), built from the preset."""
+    torch.manual_seed(0)
+    cfg = compose_cfg(["model=cgan", "data=digits"]).model
+    info = DataInfo("digits", 1, 32, 10, [str(i) for i in range(10)], [1] * 10)
+    G, D = CGAN.build_nets(cfg, info)
+    linears = lambda net: [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears(G) == [(110, 128), (128, 256), (256, 512), (512, 1024), (1024, 1024)]
+    assert linears(D) == [(1034, 512), (512, 512), (512, 512), (512, 1)]
+    assert [m.num_features for m in G.modules() if isinstance(m, torch.nn.BatchNorm1d)] == [256, 512, 1024]
+    assert [m.p for m in D.modules() if isinstance(m, torch.nn.Dropout)] == [0.4, 0.4, 0.4]
+    assert G.embed.weight.shape == D.embed.weight.shape == (10, 10)
+    G.eval()
+    z = torch.randn(3, 100)
+    a, b = G(z, torch.zeros(3, dtype=torch.long)), G(z, torch.ones(3, dtype=torch.long))
+    assert a.shape == (3, 1, 32, 32) and a.abs().max() <= 1 and not torch.allclose(a, b)
+    logit, classes = D.forward_with_classes(a, torch.tensor([0, 1, 2]))
+    assert logit.shape == (3,) and classes is None
+    with pytest.raises(GantrainError, match="model.arch=mlp joins the label"):
+        make_model(CGAN, arch="mlp", d_conditioning="projection")
+
+
 @pytest.mark.parametrize(
     "build, message",
     [
@@ -173,6 +195,7 @@ def test_cgan_losses_match_hand_computation():
     [
         (CGAN, dict(g_conditioning="cbn", d_conditioning="concat", loss="wgan-gp", norm_D="none", d_steps=2)),
         (CGAN, dict(g_conditioning="multiply", d_conditioning="projection", loss="wgan", augment="translation,cutout")),
+        (CGAN, dict(arch="mlp", g_hidden=[8, 16], d_hidden=[16, 8], d_dropout=0.4, loss="lsgan", init_type="default")),
         (ACGAN, dict(g_conditioning="cbn", loss="lsgan", label_sampling="uniform")),
         (ACGAN, dict(loss="wgan-gp", norm_D="layer", augment="color,translation")),
     ],
@@ -221,7 +244,7 @@ def test_digits_defaults_and_resume_exact(tmp_path):
     assert (cfg.data.image_size, cfg.model.ngf, cfg.trainer.max_steps) == (16, 32, 1200)
     assert cfg.model.augment == "translation,cutout"
     cg = compose_cfg(["model=cgan"])
-    assert (cg.data.image_size, cg.trainer.max_steps, cg.model.augment, cg.trainer.ema.decay) == (32, 6000, "translation", 0.999)
+    assert (cg.data.image_size, cg.trainer.max_steps, cg.model.arch, cg.model.augment, cg.trainer.ema.decay) == (32, 10000, "mlp", "", 0.999)
     # constant LR: the digits default decays over max_steps, which differs between the full and half runs
     extra = ["model=acgan", "trainer.num_sample_images=20", "trainer.sample_every=2", "optim.schedule=constant"]
     full = run_training(extra + ["trainer.max_steps=6"], tmp_path / "full")

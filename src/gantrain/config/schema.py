@@ -221,7 +221,7 @@ ALLOWED: dict[str, Allowed] = {
     "model.norm_G": Allowed(choices=("batch", "instance", "layer", "none")),
     "model.norm_D": Allowed(choices=("batch", "instance", "layer", "none")),
     "model.norm_E": Allowed(choices=("batch", "instance", "layer", "none")),
-    "model.init_type": Allowed(choices=("normal", "xavier", "xavier_uniform", "kaiming", "orthogonal")),
+    "model.init_type": Allowed(choices=("normal", "xavier", "xavier_uniform", "kaiming", "orthogonal", "default")),
     "model.init_gain": POSITIVE,
     "model.d_steps": AT_LEAST_1,
     "model.d_every": AT_LEAST_1,

@@ -22,7 +22,8 @@ from gantrain.losses import clip_weights_
 from gantrain.models.conditional import ConditionalConfig, ConditionalGANModel
 from gantrain.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
 from gantrain.nets.init import init_weights
-from gantrain.nets.mlp import PaperConditionalDiscriminator, PaperConditionalGenerator
+from gantrain.nets.mlp import (EmbeddingConditionalDiscriminator, EmbeddingConditionalGenerator,
+                               PaperConditionalDiscriminator, PaperConditionalGenerator)
 
 
 class CGAN(ConditionalGANModel):
@@ -30,12 +31,12 @@ class CGAN(ConditionalGANModel):
     class Config(ConditionalConfig):
         name: str = MISSING
         d_conditioning: str = MISSING  # concat (paper) | projection (arch=dcgan)
-        arch: str = MISSING  # paper (the paper's MNIST MLPs, maxout D) | dcgan (DCGAN-style conditional nets)
-        g_hidden: list[int] = MISSING  # arch=paper: z branch, y branch, joint
-        d_hidden: list[int] = MISSING  # arch=paper: maxout units x, y, joint
+        arch: str = MISSING  # paper (the paper's MNIST MLPs, maxout D) | dcgan (DCGAN-style conditional nets) | mlp
+        g_hidden: list[int] = MISSING  # arch=paper: z branch, y branch, joint; arch=mlp: the hidden widths
+        d_hidden: list[int] = MISSING  # arch=paper: maxout units x, y, joint; arch=mlp: the hidden widths
         d_pieces: list[int] = MISSING  # arch=paper: maxout pieces x, y, joint
         g_dropout: float = MISSING  # arch=paper
-        d_dropout: float = MISSING  # arch=paper
+        d_dropout: float = MISSING  # arch=paper, arch=mlp
 
     def __init__(self, cfg, info: DataInfo) -> None:
         super().__init__(cfg, info)
@@ -53,12 +54,17 @@ class CGAN(ConditionalGANModel):
                 ConditionalDiscriminator(info.channels, k, info.image_size, cfg.ndf, cfg.norm_D, cfg.d_conditioning,
                                          cfg.embed_dim),
             )
-        if cfg.arch != "paper":
-            raise GantrainError(f"unknown model.arch {cfg.arch!r}; choose paper (the paper's MLPs) or dcgan")
+        if cfg.arch not in ("paper", "mlp"):
+            raise GantrainError(f"unknown model.arch {cfg.arch!r}; choose paper (the paper's MLPs), dcgan or mlp")
         if (cfg.g_conditioning, cfg.d_conditioning) != ("concat", "concat"):
             raise GantrainError(
-                f"model.arch=paper joins the one-hot label to both nets' inputs (concat); g_conditioning="
+                f"model.arch={cfg.arch} joins the label to both nets' inputs (concat); g_conditioning="
                 f"{cfg.g_conditioning} / d_conditioning={cfg.d_conditioning} need model.arch=dcgan"
+            )
+        if cfg.arch == "mlp":
+            return (
+                EmbeddingConditionalGenerator(cfg.z_dim, k, shape, cfg.g_hidden, cfg.norm_G, cfg.embed_dim),
+                EmbeddingConditionalDiscriminator(shape, k, cfg.d_hidden, cfg.embed_dim, cfg.d_dropout),
             )
         for key, n in (("g_hidden", 3), ("d_hidden", 3), ("d_pieces", 3)):
             if len(getattr(cfg, key)) != n:

@@ -141,3 +141,35 @@ class PaperConditionalDiscriminator(nn.Module):
     def forward_with_classes(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
         """(logit, None): the label enters at the input, so there is no class readout (as ConditionalDiscriminator's concat)."""
         return self.forward(x, y), None
+
+
+class EmbeddingConditionalGenerator(nn.Module):
+    """G(z | y) of the popular MLP reimplementation: a learned label embedding joined to z, then `MLPGenerator`
+    (LeakyReLU 0.2, `norm` after every hidden layer but the first)."""
+
+    def __init__(self, z_dim: int, num_classes: int, out_shape: Sequence[int], hidden: Sequence[int], norm: str,
+                 embed_dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.mlp = MLPGenerator(z_dim, out_shape, hidden, norm, cond_dim=embed_dim)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([z, self.embed(y).to(z.dtype)], dim=1))
+
+
+class EmbeddingConditionalDiscriminator(nn.Module):
+    """D(x | y) of the same reimplementation: a learned label embedding joined to the flattened image, then
+    `MLPDiscriminator` (LeakyReLU 0.2, dropout after every hidden layer)."""
+
+    def __init__(self, in_shape: Sequence[int], num_classes: int, hidden: Sequence[int], embed_dim: int,
+                 dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.mlp = MLPDiscriminator(in_shape, hidden, "none", cond_dim=embed_dim, dropout=dropout)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x, self.embed(y).to(x.dtype))
+
+    def forward_with_classes(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """(logit, None): the label enters at the input, so there is no class readout."""
+        return self.forward(x, y), None
