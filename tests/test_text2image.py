@@ -11,6 +11,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,8 +21,9 @@ from conftest import compose_cfg, data_cfg, run_cli
 from gantrain.data.captioned_sets import CaptionedFolder
 from gantrain.data.download import fetch_archive
 from gantrain.data.captions import decode_tokens, encode_captions
-from gantrain.data.shapes import ATTRIBUTES, Shapes
+from gantrain.data.shapes import ATTRIBUTES, SHAPES, Shapes, render
 from gantrain.errors import GantrainError
+from gantrain.metrics.shape_fill import fill_ratio, fill_scores
 from gantrain.models.gan_cls import GANCLS
 
 SMALL_SHAPES = ["data.num_train=96", "data.num_test=24", "data.image_size=16", "data.batch_size=8"]
@@ -262,11 +264,6 @@ def test_an_embedding_averages_num_captions_captions_of_its_image(tmp_path):
 
 def test_fill_ratio_reads_the_shape_of_real_images():
     """Square ~1, disc ~pi/4, triangle ~1/2 on the rendered shapes (large, 64 px); an empty image reads 0."""
-    import numpy as np
-
-    from gantrain.data.shapes import render
-    from gantrain.metrics.shape_fill import fill_ratio, fill_scores
-
     attrs = np.array([[c, s, 1, 0] for s in range(3) for c in range(7)])
     images = render(attrs, 64, np.random.default_rng(0)).float().div(127.5).sub(1)
     fill = fill_ratio(images).view(3, 7).mean(1)
@@ -281,11 +278,6 @@ def test_fill_reading_of_real_images_survives_small_noise():
     """Half-covered edge pixels of the rendered shapes sit at ~0.47 of full scale; the object threshold must not sit
     next to them, or noise of a few per cent of full scale (invisible) flips edges and the reading measures noise.
     At 32 px, the preset's size, noise of 3 % keeps the reading of real images within 0.03 of the clean one."""
-    import numpy as np
-
-    from gantrain.data.shapes import ATTRIBUTES, SHAPES, render
-    from gantrain.metrics.shape_fill import fill_scores
-
     rng = np.random.default_rng(0)
     attrs = np.stack([rng.integers(len(values), size=600) for values in ATTRIBUTES.values()], 1)
     images = render(attrs, 32, rng).float().div(127.5).sub(1)
