@@ -163,9 +163,11 @@ def test_retired_download_key_is_dropped_from_an_old_config_but_not_accepted_on_
 
 
 def test_a_key_added_later_takes_the_old_behaviour_in_an_older_config():
-    """gan_cls checkpoints written before model.lambda_ms existed resume without the mode-seeking term."""
+    """gan_cls checkpoints written before model.lambda_ms / model.g_upsample existed resume without the mode-seeking
+    term and with transposed convs, as they trained."""
     old = compose_cfg(["model=gan_cls", "data=shapes"])
     OmegaConf.set_struct(old, False)
-    del old.model["lambda_ms"]
+    del old.model["lambda_ms"], old.model["g_upsample"]
     assert validate_config(old).model.lambda_ms == 0.0
+    assert validate_config(old).model.g_upsample == "transposed"
     assert "lambda_ms" not in validate_config(compose_cfg(["model=dcgan"])).model  # only where the family declares it

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
@@ -22,9 +23,11 @@ from gantrain.data.captioned_sets import CaptionedFolder
 from gantrain.data.download import fetch_archive
 from gantrain.data.captions import decode_tokens, encode_captions
 from gantrain.data.shapes import ATTRIBUTES, SHAPES, Shapes, render
+from gantrain.config.schema import validate_config
 from gantrain.errors import GantrainError
 from gantrain.metrics.shape_fill import fill_ratio, fill_scores
 from gantrain.models.gan_cls import GANCLS
+from gantrain.nets.text_conditional import TextConditionedGenerator
 
 SMALL_SHAPES = ["data.num_train=96", "data.num_test=24", "data.image_size=16", "data.batch_size=8"]
 TINY_CLS = [
@@ -286,3 +289,20 @@ def test_fill_reading_of_real_images_survives_small_noise():
     clean = fill_scores(images, shape, images, shape, names)["fill_shape_acc"]
     assert clean > 0.95
     assert fill_scores(noisy, shape, images, shape, names)["fill_shape_acc"] > clean - 0.03
+
+
+@pytest.mark.parametrize("upsample, transposed, resized", [("transposed", 4, 0), ("resize", 1, 3), ("resize_last", 3, 1)])
+def test_generator_upsampling_by_transposed_or_resize_convs(upsample, transposed, resized):
+    """`model.g_upsample`: the 1x1 -> 4x4 projection stays a transposed conv; each later x2 is a 4x4 stride-2
+    transposed conv or nearest x2 + 3x3 conv (`resize` every one, `resize_last` the output layer), same sizes out."""
+    G = TextConditionedGenerator(10, 6, 4, 3, 32, 8, "batch", residual=False, upsample=upsample)
+    kinds = [type(m) for m in G.net]
+    assert kinds.count(nn.ConvTranspose2d) == transposed and kinds.count(nn.Upsample) == resized
+    convs = [m for m in G.net if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert [c.out_channels for c in convs] == [32, 16, 8, 3]
+    assert G(torch.randn(2, 10), torch.randn(2, 6)).shape == (2, 3, 32, 32)
+
+
+def test_a_misspelt_upsampling_fails_in_one_line():
+    with pytest.raises(GantrainError, match="model.g_upsample.*transposed, resize, resize_last"):
+        validate_config(compose_cfg(["model=gan_cls", "data=shapes", "model.g_upsample=bilinear"]))

@@ -258,6 +258,7 @@ ALLOWED: dict[str, Allowed] = {
     "model.proj_dim": AT_LEAST_1,
     "model.proj_norm_G": Allowed(choices=("batch", "layer", "none")),
     "model.proj_norm_D": Allowed(choices=("batch", "layer", "none")),
+    "model.g_upsample": Allowed(choices=("transposed", "resize", "resize_last")),
     "model.num_captions": Allowed(low=1, high=16),  # data.keys: 16 draw numbers per caption set
     "model.cls_weight": AT_LEAST_0,
     "model.int_beta": FRACTION,
@@ -307,7 +308,7 @@ def resolve_target(target: str) -> type:
 RETIRED_KEYS: dict[str, set[str]] = {"data": {"download"}}
 # Keys added later, per group, with the value that reproduces what runs did before they existed: filled in where
 # the schema declares them and a config (an older checkpoint's) lacks them, so those runs resume as they trained.
-ADDED_KEYS: dict[str, dict[str, Any]] = {"model": {"lambda_ms": 0.0}}
+ADDED_KEYS: dict[str, dict[str, Any]] = {"model": {"lambda_ms": 0.0, "g_upsample": "transposed"}}
 # Keys given a new name, per group: the old name fails with one line naming the new one.
 RENAMED_KEYS: dict[str, dict[str, str]] = {"model": {"n_critic": "d_steps"}}
 

@@ -51,6 +51,7 @@ class GANCLS(GANModel):
         norm_G: str = MISSING
         norm_D: str = MISSING
         g_residual: bool = MISSING  # G's residual bottleneck blocks at 4x4 and 8x8 (official code)
+        g_upsample: str = MISSING  # transposed (official) | resize | resize_last
         d_residual: bool = MISSING  # a residual bottleneck block at D's 4x4 (built, never attached, in the official code)
         proj_dim: int = MISSING  # the text projection (Linear -> norm -> LeakyReLU 0.2) in G and D
         proj_norm_G: str = MISSING  # its norm in G (official: none)
@@ -80,7 +81,7 @@ class GANCLS(GANModel):
         vocab: list[str] = list(info.vocab)
         shape = (info.channels, info.image_size)
         self.nets["G"] = TextConditionedGenerator(cfg.z_dim, cfg.text_dim, cfg.proj_dim, *shape, cfg.ngf, cfg.norm_G,
-                                                  cfg.proj_norm_G, cfg.g_residual)
+                                                  cfg.proj_norm_G, cfg.g_residual, cfg.g_upsample)
         self.nets["D"] = MatchingDiscriminator(cfg.text_dim, cfg.proj_dim, *shape, cfg.ndf, cfg.norm_D, cfg.proj_norm_D,
                                                cfg.d_residual)
         for net in self.nets.values():

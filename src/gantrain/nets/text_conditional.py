@@ -58,11 +58,25 @@ class TextProjection(nn.Module):
         return self.net(h)
 
 
+UPSAMPLES = ("transposed", "resize", "resize_last")
+
+
+def _upsample(c_in: int, c_out: int, resize: bool, bias: bool) -> list[nn.Module]:
+    """x2: a 4x4 stride-2 transposed conv, or (`resize`) nearest x2 then a 3x3 conv. The transposed conv makes the
+    output pixels of each parity with a different quarter of its kernel, so neighbours alternate unless the quarters
+    learn to agree (the checkerboard of Odena, Dumoulin and Olah 2016, "Deconvolution and checkerboard artifacts");
+    the resize-conv makes every pixel with the same kernel."""
+    if resize:
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+    return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
+
+
 class TextConditionedGenerator(nn.Module):
-    """With `residual=False` the plain DCGAN generator on [z, projected text] (the same layers in the same order)."""
+    """With `residual=False` the plain DCGAN generator on [z, projected text] (the same layers in the same order).
+    `upsample`: `transposed` (the official G), `resize` (every x2 a resize-conv) or `resize_last` (the output layer only)."""
 
     def __init__(self, z_dim: int, text_dim: int, proj_dim: int, channels: int, image_size: int, ngf: int, norm: str,
-                 proj_norm: str = "none", residual: bool = True) -> None:
+                 proj_norm: str = "none", residual: bool = True, upsample: str = "transposed") -> None:
         super().__init__()
         self.project = TextProjection(text_dim, proj_dim, proj_norm)
         levels = _levels(image_size)
@@ -70,10 +84,10 @@ class TextConditionedGenerator(nn.Module):
         layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim + proj_dim, width, 4, 1, 0, bias=bias), norm2d(norm, width)]
         for level in range(levels):
             if level:
-                layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=bias), norm2d(norm, width // 2)]
+                layers += [*_upsample(width, width // 2, upsample == "resize", bias), norm2d(norm, width // 2)]
                 width //= 2
             layers.append(ResidualBottleneck(width, norm, _relu) if residual and level < RESIDUAL_LEVELS else _relu())
-        layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]
+        layers += [*_upsample(width, channels, upsample != "transposed", True), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
