@@ -306,3 +306,11 @@ def test_generator_upsampling_by_transposed_or_resize_convs(upsample, transposed
 def test_a_misspelt_upsampling_fails_in_one_line():
     with pytest.raises(GantrainError, match="model.g_upsample.*transposed, resize, resize_last"):
         validate_config(compose_cfg(["model=gan_cls", "data=shapes", "model.g_upsample=bilinear"]))
+
+
+def test_shapes_preset_draws_with_resize_convs_for_48_epochs_and_the_default_keeps_the_official_g():
+    """The preset's measured run (configs/preset/gan_cls_shapes.yaml); without data=shapes the official nets."""
+    preset = compose_cfg(["model=gan_cls", "data=shapes"])
+    assert (preset.model.g_upsample, preset.model.lambda_ms, preset.trainer.max_epochs) == ("resize", 0.05, 48)
+    official = compose_cfg(["model=gan_cls", "data=cub"])
+    assert (official.model.g_upsample, official.model.lambda_ms, official.trainer.max_epochs) == ("transposed", 0.0, 600)
