@@ -78,6 +78,8 @@ class TextConditionedGenerator(nn.Module):
     def __init__(self, z_dim: int, text_dim: int, proj_dim: int, channels: int, image_size: int, ngf: int, norm: str,
                  proj_norm: str = "none", residual: bool = True, upsample: str = "transposed") -> None:
         super().__init__()
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"upsample={upsample!r}: choose one of {', '.join(UPSAMPLES)}")
         self.project = TextProjection(text_dim, proj_dim, proj_norm)
         levels = _levels(image_size)
         width, bias = ngf * 2 ** (levels - 1), uses_bias(norm)
